@@ -1,0 +1,1 @@
+"""Hydra configs, installed as the package ``dreamdance.conf`` (``pkg://dreamdance.conf``)."""

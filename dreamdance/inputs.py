@@ -1,0 +1,64 @@
+"""The command line's common inputs, checked once and resolved to concrete values.
+
+Every stage starts here, so that bad input is refused before anything is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from dreamdance import assets
+from dreamdance.errors import InputError
+
+log = logging.getLogger(__name__)
+
+MIN_SIDE, MAX_SIDE = 64, 8192
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def check_common(cfg: Any) -> None:
+    """Validate the top-level keys every stage shares (see ``conf/config.yaml``)."""
+    _positive_int(cfg.frames, "frames")
+    if not isinstance(cfg.fps, int | float) or not math.isfinite(cfg.fps) or cfg.fps <= 0:
+        raise InputError(f"fps={cfg.fps}", "must be a positive number")
+    _positive_int(cfg.resolution, "resolution")
+    if not MIN_SIDE <= cfg.resolution <= MAX_SIDE:
+        raise InputError(f"resolution={cfg.resolution}", f"must be in [{MIN_SIDE}, {MAX_SIDE}]")
+    if not isinstance(cfg.fov, int | float) or not 1 <= cfg.fov <= 170:
+        raise InputError(f"fov={cfg.fov}", "must be a field of view in degrees in [1, 170]")
+    if cfg.device not in DEVICES:
+        raise InputError(f"device={cfg.device}", f"must be one of {', '.join(DEVICES)}")
+    if not isinstance(cfg.seed, int):
+        raise InputError(f"seed={cfg.seed}", "must be an integer")
+
+
+def resolve_device(name: str) -> str:
+    """``auto`` -> ``cuda`` when available, else ``cpu``; ``cuda`` without CUDA is an error."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("device=cuda", "CUDA is not available on this machine (use device=cpu)")
+    return name
+
+
+def input_file(value: str | None, key: str, sample: str | None = None) -> Path | None:
+    """Path given for ``key``, or the bundled sample's file when ``value`` is null.
+
+    A path that does not exist is an :class:`InputError` naming ``key=value``.
+    """
+    if value is None:
+        return assets.sample_path(sample) if sample else None
+    path = Path(str(value)).expanduser()
+    if not path.exists():
+        raise InputError(f"{key}={value}", "file not found")
+    return path
+
+
+def _positive_int(value: Any, key: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise InputError(f"{key}={value}", "must be a positive integer")

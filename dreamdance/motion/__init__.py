@@ -1,0 +1,1 @@
+"""Motion: the driving poses and camera, their file formats, rendering and alignment."""
