@@ -16,8 +16,9 @@ from dreamdance import assets
 from dreamdance.camera import PRESETS, intrinsics_from_fov, resample
 from dreamdance.errors import InputError
 from dreamdance.inputs import check_common, input_file
-from dreamdance.media import fit_size, load_image, read_video
+from dreamdance.media import fit_size, load_image, read_video, save_image
 from dreamdance.motion.poses import fit_to_frames, read_poses, write_poses
+from dreamdance.preview import motion_preview
 from dreamdance.rundir import RunDir
 from dreamdance.trajectory import load_camera, write_trajectory
 
@@ -34,10 +35,10 @@ def run(cfg: DictConfig) -> None:
     if cfg.driving is not None:
         read_video(input_file(cfg.driving, "driving"), name=f"driving={cfg.driving}",
                    max_frames=1)
-        missing = [k for k in ("poses", "camera") if cfg[k] is None]
+        missing = [f"{k}=" for k in ("poses", "camera") if cfg[k] is None]
         if missing:
             raise InputError(f"driving={cfg.driving}", "extracting motion from a video is not "
-                             f"available in this version; give {' and '.join(missing)}= instead")
+                             f"available in this version; give {' and '.join(missing)} instead")
 
     # --- check and read every input before anything is written ---
     image_path = input_file(cfg.image, "image", assets.ART)
@@ -74,5 +75,11 @@ def run(cfg: DictConfig) -> None:
                   "camera_length": st.camera_length},
                  lambda: write_trajectory(run_dir.path("motion/camera.json"), cams,
                                           format="json", fps=cfg.fps))
+    run_dir.step("motion/preview", ["motion/preview.png"],
+                 {"image": image_path, "poses": run_dir.path("motion/poses.json"),
+                  "camera": run_dir.path("motion/camera.json")},
+                 lambda: save_image(run_dir.path("motion/preview.png"),
+                                    motion_preview(art.rgb, poses, cams)))
     log.info("motion: %d frames at %g fps, %dx%d, written to %s", cfg.frames, cfg.fps, width,
              height, run_dir.root)
+

@@ -1,0 +1,69 @@
+"""Preview images: contact sheets a person looks at instead of reading numbers."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from dreamdance.camera import Trajectory
+from dreamdance.media import to_uint8
+from dreamdance.motion.poses import PoseSequence
+from dreamdance.motion.render import render_pose
+
+
+def contact_sheet(tiles: list[np.ndarray], labels: list[str], cols: int = 4,
+                  tile: int = 192, pad: int = 4) -> np.ndarray:
+    """Tiles ``[H_i, W_i, 3]`` uint8, each fitted into a ``tile``×``tile`` cell with its label;
+    returns ``[rows·(tile+pad)+pad, cols·(tile+pad)+pad, 3]`` uint8 on a dark grey ground."""
+    assert len(tiles) == len(labels) and tiles, (len(tiles), len(labels))
+    rows = -(-len(tiles) // cols)
+    sheet = np.full((rows * (tile + pad) + pad, cols * (tile + pad) + pad, 3), 32, np.uint8)
+    for i, (img, label) in enumerate(zip(tiles, labels, strict=True)):
+        h, w = img.shape[:2]
+        s = tile / max(h, w)
+        small = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))),
+                           interpolation=cv2.INTER_AREA)
+        y = pad + (i // cols) * (tile + pad) + (tile - small.shape[0]) // 2
+        x = pad + (i % cols) * (tile + pad) + (tile - small.shape[1]) // 2
+        sheet[y:y + small.shape[0], x:x + small.shape[1]] = small
+        ty, tx = pad + (i // cols) * (tile + pad) + 14, pad + (i % cols) * (tile + pad) + 4
+        cv2.putText(sheet, label, (tx, ty), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3,
+                    cv2.LINE_AA)
+        cv2.putText(sheet, label, (tx, ty), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1,
+                    cv2.LINE_AA)
+    return sheet
+
+
+def trajectory_plot(traj: Trajectory, size: int = 256) -> np.ndarray:
+    """Top-down view (x right, z up the image) of the camera centres and viewing directions,
+    coloured from blue (first) to red (last); ``[size, size, 3]`` uint8."""
+    img = np.full((size, size, 3), 245, np.uint8)
+    c2w = traj.c2w
+    centres, forward = c2w[:, :3, 3], c2w[:, :3, 2]
+    xz = centres[:, [0, 2]]
+    extent = float(np.abs(xz).max())
+    extent = extent if extent > 1e-9 else 1.0  # a camera that only rotates
+    arrow = 0.25 * extent
+    scale = 0.4 * size / (extent + arrow)
+
+    def px(p: np.ndarray) -> tuple[int, int]:
+        return round(size / 2 + p[0] * scale), round(size / 2 - p[1] * scale)
+
+    cv2.line(img, (size // 2, 0), (size // 2, size), (220, 220, 220), 1)
+    cv2.line(img, (0, size // 2), (size, size // 2), (220, 220, 220), 1)
+    n = len(traj)
+    for i in range(n):
+        colour = (round(255 * i / max(n - 1, 1)), 60, round(255 * (1 - i / max(n - 1, 1))))
+        tip = xz[i] + arrow * forward[i, [0, 2]] / max(np.linalg.norm(forward[i, [0, 2]]), 1e-9)
+        cv2.line(img, px(xz[i]), px(tip), colour, 1, cv2.LINE_AA)
+        cv2.circle(img, px(xz[i]), 2, colour, -1, cv2.LINE_AA)
+    return img
+
+
+def motion_preview(art: np.ndarray, poses: PoseSequence, cams: Trajectory) -> np.ndarray:
+    """The reference art ``[H, W, 3]`` float, five pose frames and the camera path (top view)
+    as one contact sheet, uint8."""
+    picks = np.linspace(0, len(poses) - 1, 5).round().astype(int)
+    tiles = [to_uint8(art)] + [render_pose(poses, t) for t in picks] + [trajectory_plot(cams)]
+    labels = ["reference"] + [f"pose {t}" for t in picks] + ["camera path, top view"]
+    return contact_sheet(tiles, labels, cols=7)
