@@ -1,0 +1,1 @@
+"""Scene stage pieces: segmentation, inpainting, captioning, depth, warping, Gaussians, rendering."""
