@@ -1,0 +1,133 @@
+"""Warp-and-inpaint helpers: holes in a rendered view, depth alignment, where to add Gaussians,
+and which view to visit next.
+
+A new view is rendered from the current Gaussian field; pixels the field does not cover are
+*holes*. After the holes are inpainted and a depth is estimated for the whole view, that depth
+is aligned to the rendered depth on the known pixels (least-squares scale and shift, then the
+remaining residual diffused into the holes, so the new surface meets the old one without a
+step), and Gaussians are added for hole pixels only — not on depth edges, where one pixel spans
+two surfaces and its Gaussian would float between them.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def find_holes(alpha: np.ndarray, threshold: float = 0.5, min_area: int = 4,
+               grow: int = 1) -> np.ndarray:
+    """Pixels the field does not cover.
+
+    Args:
+        alpha: accumulated opacity of a render. [H, W]
+        threshold: alpha below this is a hole.
+        min_area: connected hole regions smaller than this many pixels are dropped (specks
+            between splats that the next optimisation closes anyway).
+        grow: dilate the holes by this many pixels so that their soft fringe is repainted.
+
+    Returns:
+        bool mask, True = hole. [H, W]
+    """
+    holes = (alpha < threshold).astype(np.uint8)
+    if min_area > 1:
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(holes, connectivity=8)
+        keep = np.zeros(n, bool)
+        keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_area
+        holes = keep[labels].astype(np.uint8)
+    if grow > 0:
+        holes = cv2.dilate(holes, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
+    return holes.astype(bool)
+
+
+def fit_scale_shift(pred: np.ndarray, target: np.ndarray, known: np.ndarray) -> tuple[float, float]:
+    """Least-squares ``a, b`` minimising ``|a·pred + b − target|²`` over ``known`` pixels.
+
+    A non-positive scale (a degenerate fit) falls back to the ratio of medians with no shift.
+    """
+    p, t = pred[known].astype(np.float64), target[known].astype(np.float64)
+    if p.size < 2 or np.ptp(p) < 1e-9:
+        return float(np.median(t) / max(np.median(p), 1e-9)) if p.size else 1.0, 0.0
+    A = np.stack([p, np.ones_like(p)], 1)
+    (a, b), *_ = np.linalg.lstsq(A, t, rcond=None)
+    if a <= 0:
+        return float(np.median(t) / max(np.median(p), 1e-9)), 0.0
+    return float(a), float(b)
+
+
+def diffuse(values: np.ndarray, known: np.ndarray, iterations: int = 40) -> np.ndarray:
+    """Fill the unknown pixels of ``values [H, W]`` with the harmonic (Laplace) interpolation of
+    the known ones: smooth, no overshoot, exact on affine ramps. Solved coarse-to-fine (a
+    masked image pyramid gives the start, Jacobi sweeps refine each level)."""
+    if known.all():
+        return values.astype(np.float32)
+    if not known.any():
+        return np.zeros_like(values, np.float32)
+    return _harmonic(np.where(known, values, 0).astype(np.float32), known, iterations)
+
+
+_NEIGHBOURS = np.array([[0, 0.25, 0], [0.25, 0, 0.25], [0, 0.25, 0]], np.float32)
+
+
+def _harmonic(v: np.ndarray, known: np.ndarray, iterations: int) -> np.ndarray:
+    h, w = v.shape
+    if min(h, w) > 4:
+        size = ((w + 1) // 2, (h + 1) // 2)
+        k = known.astype(np.float32)
+        vs = cv2.resize(v * k, size, interpolation=cv2.INTER_AREA)
+        ks = cv2.resize(k, size, interpolation=cv2.INTER_AREA)
+        coarse_known = ks > 1e-6
+        vs = np.where(coarse_known, vs / np.maximum(ks, 1e-6), 0).astype(np.float32)
+        coarse = vs if coarse_known.all() else _harmonic(vs, coarse_known, iterations)
+        u = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR)
+    else:
+        u = np.full_like(v, v[known].mean())
+    u = np.where(known, v, u)
+    for _ in range(iterations):
+        u = np.where(known, v, cv2.filter2D(u, -1, _NEIGHBOURS, borderType=cv2.BORDER_REPLICATE))
+    return u
+
+
+def align_depth(pred: np.ndarray, rendered: np.ndarray, known: np.ndarray,
+                min_depth: float = 1e-3) -> np.ndarray:
+    """Bring an estimated depth into the field's frame.
+
+    Args:
+        pred: depth estimated for the inpainted view. [H, W]
+        rendered: the field's expected depth in that view (valid where ``known``). [H, W]
+        known: pixels the field covers. [H, W] bool
+
+    Returns:
+        ``rendered`` on known pixels; on holes ``a·pred + b`` plus the known residual diffused
+        inwards, so depths meet continuously at the hole border. [H, W] float32
+    """
+    if not known.any():
+        return np.maximum(pred, min_depth).astype(np.float32)
+    a, b = fit_scale_shift(pred, rendered, known)
+    fitted = a * pred + b
+    residual = diffuse(np.where(known, rendered - fitted, 0.0), known)
+    out = np.where(known, rendered, fitted + residual)
+    return np.maximum(out, min_depth).astype(np.float32)
+
+
+def depth_edges(depth: np.ndarray, ratio: float = 0.08) -> np.ndarray:
+    """Pixels on a depth discontinuity: the 3×3 neighbourhood's max/min depth exceeds
+    ``1 + ratio``. [H, W] bool"""
+    d = depth.astype(np.float32)
+    kernel = np.ones((3, 3), np.uint8)
+    hi, lo = cv2.dilate(d, kernel), cv2.erode(d, kernel)
+    return hi > (1 + ratio) * np.maximum(lo, 1e-6)
+
+
+def new_pixels(holes: np.ndarray, depth: np.ndarray, edge_ratio: float = 0.08) -> np.ndarray:
+    """Hole pixels that get a new Gaussian: holes minus depth edges. [H, W] bool"""
+    return holes & ~depth_edges(depth, edge_ratio)
+
+
+def next_view(hole_ratios: np.ndarray, visited: set[int], min_ratio: float = 0.002) -> int | None:
+    """The unvisited candidate with the largest hole ratio, or None when every unvisited one
+    is covered to within ``min_ratio``."""
+    order = [i for i in np.argsort(-hole_ratios, kind="stable") if i not in visited]
+    if not order or hole_ratios[order[0]] < min_ratio:
+        return None
+    return int(order[0])

@@ -1,0 +1,79 @@
+"""Holes, depth alignment, new-pixel selection and view choice for warp-and-inpaint."""
+
+import numpy as np
+
+from dreamdance.scene.warp import (
+    align_depth,
+    depth_edges,
+    diffuse,
+    find_holes,
+    fit_scale_shift,
+    new_pixels,
+    next_view,
+)
+
+
+def test_find_holes_drops_specks_and_grows():
+    alpha = np.ones((40, 40), np.float32)
+    alpha[5, 5] = 0.0               # a one-pixel speck
+    alpha[20:30, 10:20] = 0.1       # a real hole
+    holes = find_holes(alpha, threshold=0.5, min_area=4, grow=1)
+    assert not holes[5, 5]
+    assert holes[20:30, 10:20].all() and holes[19, 15] and holes[30, 9]
+    assert holes.sum() == 12 * 12
+    assert not find_holes(alpha, grow=0)[19, 15]
+
+
+def test_fit_scale_shift_recovers_affine_map():
+    rng = np.random.default_rng(0)
+    pred = rng.uniform(1, 5, (30, 30))
+    target = 2.5 * pred + 0.7
+    known = rng.random((30, 30)) > 0.3
+    target[~known] = 1e6  # unknown pixels must not matter
+    a, b = fit_scale_shift(pred, target, known)
+    assert abs(a - 2.5) < 1e-9 and abs(b - 0.7) < 1e-9
+    a, b = fit_scale_shift(pred, -pred, known)  # negative fit: falls back to median ratio
+    assert a < 0 or b == 0.0
+
+
+def test_diffuse_fills_a_linear_ramp_smoothly():
+    y, x = np.mgrid[0:50, 0:50].astype(np.float32)
+    ramp = 1 + 0.02 * x
+    known = np.ones_like(ramp, bool)
+    known[15:35, 15:35] = False
+    filled = diffuse(ramp, known)
+    np.testing.assert_array_equal(filled[known], ramp[known])
+    assert np.abs(filled - ramp).max() < 0.05  # span of the ramp over the hole is 0.4
+
+
+def test_align_depth_meets_the_known_surface():
+    y, x = np.mgrid[0:60, 0:60].astype(np.float32)
+    true = 4 + 0.01 * x                      # the field's surface, metric
+    pred = (true - 1.0) / 3.0                # an estimate off by scale and shift
+    pred[:, 40:] += 0.05                     # and with a local error near the hole
+    known = np.ones_like(true, bool)
+    known[20:40, 30:50] = False
+    aligned = align_depth(pred, np.where(known, true, 0), known)
+    np.testing.assert_array_equal(aligned[known], true[known])
+    border = aligned[20:40, 30]              # hole column next to the known surface
+    assert np.abs(border - true[20:40, 30]).max() < 0.05
+    assert np.abs(aligned[~known] - true[~known]).max() < 0.2
+    assert (align_depth(pred, true, np.zeros_like(known)) > 0).all()  # nothing known
+
+
+def test_depth_edges_and_new_pixels():
+    depth = np.full((20, 20), 2.0, np.float32)
+    depth[:, 10:] = 6.0
+    edges = depth_edges(depth, ratio=0.1)
+    assert edges[:, 9:11].all() and not edges[:, :8].any() and not edges[:, 12:].any()
+    holes = np.ones_like(edges)
+    chosen = new_pixels(holes, depth, 0.1)
+    assert chosen.sum() == 20 * 18 and not chosen[:, 9:11].any()
+
+
+def test_next_view_order_and_stop():
+    ratios = np.array([0.1, 0.5, 0.3, 0.001])
+    assert next_view(ratios, set()) == 1
+    assert next_view(ratios, {1}) == 2
+    assert next_view(ratios, {0, 1, 2}) is None  # only a covered view left
+    assert next_view(ratios, {0, 1, 2, 3}) is None
