@@ -399,7 +399,7 @@ def preset(
     if not (np.isfinite(depth) and depth > 0):
         raise ValueError(f"depth must be finite and positive, got {depth}")
     if not np.isfinite(amplitude):
-        raise InputError(f"stage.preset_amplitude={amplitude}", "must be finite")
+        raise InputError(f"motion.preset_amplitude={amplitude}", "must be finite")
     t = np.linspace(0.0, 1.0, n)
     Ks = _broadcast_K(K, n)
     identity = np.repeat(np.eye(4)[None], n, axis=0)
@@ -420,7 +420,7 @@ def preset(
         w2c = pose_from_rotation_center(np.swapaxes(rotation_y(yaw), -1, -2), np.zeros(3))
     elif name == "zoom":
         if not 1.0 + 0.5 * amplitude > 0:
-            raise InputError(f"stage.preset_amplitude={amplitude}", "zoom needs an amplitude > -2")
+            raise InputError(f"motion.preset_amplitude={amplitude}", "zoom needs an amplitude > -2")
         w2c = identity
         scale = 1.0 + 0.5 * amplitude * np.sin(np.pi * t)
         Ks[:, 0, 0] *= scale

@@ -27,13 +27,13 @@ def run(cfg: DictConfig) -> None:
     # --- check and read every input before anything is written ---
     check_common(cfg)
     check_driving(cfg)
-    st = cfg.stage
+    mo = cfg.motion
     image_path = input_file(cfg.image, "image", assets.ART)
     art = load_image(image_path, name=f"image={cfg.image or image_path}")
     width, height = fit_size((art.rgb.shape[1], art.rgb.shape[0]), cfg.resolution)
-    poses = poses_source(cfg, st.too_short)
-    cams = camera_source(cfg, width, height, st.camera_length, st.preset_depth,
-                         st.preset_amplitude)
+    poses = poses_source(cfg, mo.too_short)
+    cams = camera_source(cfg, width, height, mo.camera_length, mo.preset_depth,
+                         mo.preset_amplitude)
 
     # --- write ---
     run_dir = RunDir(cfg.out, config=OmegaConf.to_container(cfg, resolve=True), force=cfg.force)

@@ -63,7 +63,7 @@ def test_preset_and_user_files(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "20 cameras resampled to frames=9" in result.stdout
     refused = cli(f"out={tmp_path / 'run2'}", f"camera={tmp_path / 'cam.txt'}",
-                  "stage.camera_length=refuse", *FAST)
+                  "motion.camera_length=refuse", *FAST)
     assert refused.returncode == 2 and "20 cameras for frames=9" in refused.stderr
     zoom = cli(f"out={tmp_path / 'run3'}", "camera=zoom", *FAST)
     assert zoom.returncode == 0, zoom.stderr

@@ -1,6 +1,7 @@
 """The built wheel carries the configs and the sample, and runs outside the source tree."""
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -10,8 +11,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_wheel_installs_and_runs_outside_the_source_tree(tmp_path):
+    src = tmp_path / "src"  # a copy, so no stale build/ folder leaks into the wheel
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "build", "dist", "runs", "*.egg-info", "__pycache__", ".*cache"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                    "--no-build-isolation", "-w", str(tmp_path / "dist"), str(ROOT)],
+                    "--no-build-isolation", "-w", str(tmp_path / "dist"), str(src)],
                    check=True, capture_output=True, timeout=300)
     wheel = next((tmp_path / "dist").glob("dreamdance-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())

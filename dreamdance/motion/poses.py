@@ -169,14 +169,14 @@ def fit_to_frames(poses: PoseSequence, frames: int, fps: float, too_short: str =
     last pose (``hold``) or started again (``loop``).
     """
     if too_short not in TOO_SHORT:
-        raise InputError(f"stage.too_short={too_short}", f"must be one of {', '.join(TOO_SHORT)}")
+        raise InputError(f"motion.too_short={too_short}", f"must be one of {', '.join(TOO_SHORT)}")
     if abs(poses.fps - fps) > 1e-6 and len(poses) > 1:
         poses = resample_poses(poses, round((len(poses) - 1) * fps / poses.fps) + 1)
     n = len(poses)
     if n < frames:
         if too_short == "refuse":
             raise InputError(name, f"{n} frames at {fps:g} fps, fewer than frames={frames} "
-                                   "(lower frames, or set stage.too_short=hold or loop)")
+                                   "(lower frames, or set motion.too_short=hold or loop)")
         index = (np.minimum(np.arange(frames), n - 1) if too_short == "hold"
                  else np.arange(frames) % n)
     else:

@@ -60,7 +60,7 @@ def camera_source(cfg: Any, width: int, height: int, length: str = "resample",
     A file of another length is resampled over the frames (logged) or refused (``length``).
     """
     if length not in CAMERA_LENGTH:
-        raise InputError(f"stage.camera_length={length}", f"must be one of {', '.join(CAMERA_LENGTH)}")
+        raise InputError(f"motion.camera_length={length}", f"must be one of {', '.join(CAMERA_LENGTH)}")
     spec = str(cfg.camera) if cfg.camera is not None else str(assets.sample_path(assets.CAMERA))
     K = intrinsics_from_fov(cfg.fov, width, height)
     cams: Trajectory = load_camera(spec, cfg.frames, width, height, K, depth=preset_depth,
@@ -69,7 +69,7 @@ def camera_source(cfg: Any, width: int, height: int, length: str = "resample",
         name = f"camera={cfg.camera or spec}"
         if length == "refuse":
             raise InputError(name, f"{len(cams)} cameras for frames={cfg.frames} "
-                             "(set stage.camera_length=resample, or change frames)")
+                             "(set motion.camera_length=resample, or change frames)")
         log.warning("%s: %d cameras resampled to frames=%d", name, len(cams), cfg.frames)
         cams = resample(cams, cfg.frames)
     path = None if spec in PRESETS else Path(spec)
