@@ -21,7 +21,7 @@ def test_wheel_installs_and_runs_outside_the_source_tree(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for needed in ("dreamdance/conf/config.yaml", "dreamdance/conf/stage/motion.yaml",
                    "dreamdance/assets/art.png", "dreamdance/assets/dance.json",
-                   "dreamdance/run.py", "stages/motion.py"):
+                   "dreamdance/run.py", "stages/motion.py", "dreamdance/scene/warp.py"):
         assert needed in names, needed
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
