@@ -59,6 +59,38 @@ def input_file(value: str | None, key: str, sample: str | None = None) -> Path |
     return path
 
 
+def limit_size(image: Any, name: str) -> Any:
+    """Refuse an image smaller than 64 px on a side; downscale one larger than 8192 px on its
+    long side (logged). ``image`` is a :class:`~dreamdance.media.LoadedImage`."""
+    from dreamdance.media import LoadedImage, resize
+
+    h, w = image.rgb.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        raise InputError(name, f"{w}x{h} is too small (at least {MIN_SIDE} px on each side)")
+    if max(h, w) <= MAX_SIDE:
+        return image
+    s = MAX_SIDE / max(h, w)
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    log.warning("%s: %dx%d is larger than %d px; downscaled to %dx%d", name, w, h, MAX_SIDE,
+                *size)
+    alpha = None if image.alpha is None else resize(image.alpha, size)[0]
+    return LoadedImage(resize(image.rgb, size)[0], alpha)
+
+
+def build(node: Any) -> Any:
+    """``hydra.utils.instantiate`` that lets a component's :class:`InputError` (a missing
+    weights folder, a bad setting) through as itself rather than wrapped by Hydra."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(node)
+    except InstantiationException as e:
+        if isinstance(e.__cause__, InputError):
+            raise e.__cause__ from None
+        raise
+
+
 def _positive_int(value: Any, key: str) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise InputError(f"{key}={value}", "must be a positive integer")

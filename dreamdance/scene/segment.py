@@ -1,0 +1,465 @@
+"""Character / background split: a soft mask of the character in the reference art.
+
+Every segmenter is a small class built by Hydra (``conf/segmenter/``) and called as
+
+    mask = segmenter(rgb, alpha, name="image=art.png")   # [H, W] float32 in [0, 1], 1 = character
+
+with ``rgb [H, W, 3]`` and ``alpha [H, W]`` (or None) in the canonical form of
+:mod:`dreamdance.media`. ``name`` is the image as the user gave it; it names the input in the
+error raised by :func:`check_mask`, which every segmenter applies to its result: a mask that
+finds no character, or one that leaves no background, is refused rather than passed on.
+
+Backends:
+
+- :class:`AlphaSegmenter` — the image's own alpha channel;
+- :class:`MaskSegmenter` — a mask file the user drew;
+- :class:`GrabCutSegmenter` — OpenCV GrabCut from a box (CPU, no weights);
+- :class:`BiRefNetSegmenter` — BiRefNet (ZhengPeng7/BiRefNet), the paper's segmenter;
+- :class:`AutoSegmenter` — alpha when the image has a useful one, else GrabCut (the default).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import numbers
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from dreamdance.errors import InputError
+from dreamdance.inputs import resolve_device
+from dreamdance.media import load_image, to_uint8
+from dreamdance.weights import ModelSpec, require_dir
+
+log = logging.getLogger(__name__)
+
+MIN_COVER = 0.001  # a mask over fewer pixels than this found no character
+MAX_COVER = 0.99  # a mask over this many pixels or more leaves no background
+MAX_ASPECT_CHANGE = 0.01  # a mask file whose aspect ratio differs more than this is refused
+
+BIREFNET = ModelSpec(
+    key="weights.birefnet",
+    name="BiRefNet (ZhengPeng7/BiRefNet)",
+    repo="ZhengPeng7/BiRefNet",
+    marker="config.json",
+    accept=("BiRefNet",),
+)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+# --------------------------------------------------------------------------------------------
+# The shared check
+
+
+def check_mask(mask: np.ndarray, name: str) -> np.ndarray:
+    """Refuse a character mask that found nothing or left no background; return it as float32.
+
+    A pixel counts as character where ``mask >= 0.5``.
+
+    Args:
+        mask: ``[H, W]``, finite, in [0, 1] (values outside are clipped).
+        name: the image as the user gave it, e.g. ``"image=art.png"``.
+
+    Returns:
+        ``[H, W]`` float32 in [0, 1].
+
+    Raises:
+        InputError: fewer than 0.1 % of the pixels are character, or 99 % or more are.
+    """
+    mask = np.asarray(mask, dtype=np.float32)
+    if mask.ndim != 2 or min(mask.shape) < 1:
+        raise ValueError(f"mask must be [H, W], got shape {mask.shape}")
+    if not np.isfinite(mask).all():
+        raise ValueError("mask must be finite (found NaN or inf)")
+    mask = np.clip(mask, 0.0, 1.0)
+    cover = float((mask >= 0.5).mean())
+    if cover < MIN_COVER:
+        raise InputError(name, f"no character found (the character mask covers {cover:.2%} of "
+                               "the image); choose another segmenter (segmenter=birefnet, "
+                               "segmenter=grabcut segmenter.box=[x0,y0,x1,y1]) or draw one "
+                               "(segmenter=mask segmenter.path=FILE)")
+    if cover >= MAX_COVER:
+        raise InputError(name, "the character mask covers the whole image; nothing is left for "
+                               "the background")
+    return mask
+
+
+# --------------------------------------------------------------------------------------------
+# Classical backends
+
+
+class AlphaSegmenter:
+    """The image's alpha channel is the character mask (art exported as a cut-out)."""
+
+    def __call__(self, rgb: np.ndarray, alpha: np.ndarray | None = None,
+                 name: str = "image") -> np.ndarray:
+        """Args: rgb ``[H, W, 3]``; alpha ``[H, W]`` or None. Returns ``[H, W]`` float32."""
+        _check_image(rgb, alpha)
+        if alpha is None:
+            raise InputError(name, "has no alpha channel; choose segmenter=auto, "
+                                   "segmenter=grabcut, segmenter=birefnet or segmenter=mask")
+        return check_mask(alpha, name)
+
+
+class MaskSegmenter:
+    """A mask file drawn by the user: white (or opaque) = character, black (or clear) = background.
+
+    Any image file works. When the file has an alpha channel that is not opaque everywhere,
+    its alpha is the mask (a cut-out of the character); otherwise its luminance
+    (``0.299 R + 0.587 G + 0.114 B``) is, kept soft (no threshold). A file of another size is
+    resized to the image (logged); one whose aspect ratio differs by more than 1 % is refused.
+
+    Args:
+        path: the mask file (config key ``segmenter.path``).
+    """
+
+    def __init__(self, path: str | Path | None):
+        if path is None or str(path) == "":
+            raise InputError("segmenter.path", "not set; give the mask file "
+                                               "(segmenter=mask segmenter.path=FILE)")
+        self.name = f"segmenter.path={path}"
+        image = load_image(Path(str(path)).expanduser(), name=self.name)
+        if image.alpha is not None and float(image.alpha.min()) < 1.0:
+            self.mask = image.alpha
+        else:
+            weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+            self.mask = np.clip(image.rgb @ weights, 0.0, 1.0).astype(np.float32)
+
+    def __call__(self, rgb: np.ndarray, alpha: np.ndarray | None = None,
+                 name: str = "image") -> np.ndarray:
+        """Args: rgb ``[H, W, 3]``; alpha ignored. Returns ``[H, W]`` float32."""
+        h, w = _check_image(rgb, alpha)
+        mh, mw = self.mask.shape
+        mask = self.mask
+        if (mh, mw) != (h, w):
+            change = abs((mw / mh) / (w / h) - 1.0)
+            if change > MAX_ASPECT_CHANGE:
+                raise InputError(self.name, f"is {mw}x{mh} but the image is {w}x{h}: their "
+                                            f"aspect ratios differ by {change:.1%} (more than "
+                                            f"{MAX_ASPECT_CHANGE:.0%}); give a mask of the "
+                                            "image's size")
+            log.warning("%s is %dx%d, the image %dx%d: mask resized to the image",
+                        self.name, mw, mh, w, h)
+            shrink = mw * mh > w * h
+            mask = cv2.resize(mask, (w, h),
+                              interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        return check_mask(mask, name)
+
+
+class GrabCutSegmenter:
+    """OpenCV GrabCut seeded by a box around the character; a binary mask, no weights needed.
+
+    Args:
+        box: ``[x0, y0, x1, y1]`` in pixels (pixels ``x0 <= x < x1``, ``y0 <= y < y1``) around
+            the character, inside the image; None: a centred box over the middle 60 % of the
+            width and 90 % of the height (a standing character).
+        iterations: GrabCut iterations, >= 1.
+        max_side: images whose long side exceeds this are segmented at this size and the mask
+            is scaled back (GrabCut's cost grows with the pixel count).
+        feather: blur the mask edge over about this many pixels (0: a hard 0/1 mask).
+        min_part: drop connected pieces of the mask smaller than this fraction of the largest
+            (stray bits of background GrabCut keeps inside the box); 0 keeps every piece.
+    """
+
+    def __init__(self, box: Sequence[float] | None = None, iterations: int = 5,
+                 max_side: int = 1024, feather: int = 0, min_part: float = 0.1):
+        self.box = None if box is None else _check_box(box)
+        _check_int(iterations, "segmenter.iterations", low=1)
+        _check_int(max_side, "segmenter.max_side", low=16)
+        _check_int(feather, "segmenter.feather", low=0)
+        if (isinstance(min_part, bool) or not isinstance(min_part, numbers.Real)
+                or not 0 <= min_part <= 1):
+            raise InputError(f"segmenter.min_part={min_part}", "must be a number in [0, 1]")
+        self.iterations, self.max_side, self.feather = int(iterations), int(max_side), int(feather)
+        self.min_part = float(min_part)
+
+    def __call__(self, rgb: np.ndarray, alpha: np.ndarray | None = None,
+                 name: str = "image") -> np.ndarray:
+        """Args: rgb ``[H, W, 3]``; alpha ignored. Returns ``[H, W]`` float32."""
+        h, w = _check_image(rgb, alpha)
+        x0, y0, x1, y1 = self.box_for(w, h)
+        scale = min(1.0, self.max_side / max(h, w))
+        image = to_uint8(rgb)
+        if scale < 1.0:
+            sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+            image = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
+            x0, x1 = _scale_span(x0, x1, w, sw)
+            y0, y1 = _scale_span(y0, y1, h, sh)
+        labels = np.zeros(image.shape[:2], np.uint8)
+        bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        cv2.grabCut(np.ascontiguousarray(image), labels, (x0, y0, x1 - x0, y1 - y0), bgd, fgd,
+                    self.iterations, cv2.GC_INIT_WITH_RECT)
+        mask = np.isin(labels, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.float32)
+        if self.min_part > 0:
+            mask = _drop_small_parts(mask, self.min_part)
+        if scale < 1.0:
+            mask = (cv2.resize(mask, (w, h), interpolation=cv2.INTER_LINEAR) >= 0.5)
+            mask = mask.astype(np.float32)
+        if self.feather > 0:
+            mask = cv2.GaussianBlur(mask, (2 * self.feather + 1,) * 2, self.feather / 2.0)
+        return check_mask(mask, name)
+
+    def box_for(self, width: int, height: int) -> tuple[int, int, int, int]:
+        """The box ``(x0, y0, x1, y1)`` used on a ``width x height`` image (checked to fit)."""
+        if self.box is None:
+            bw, bh = max(1, round(0.6 * width)), max(1, round(0.9 * height))
+            x0, y0 = (width - bw) // 2, (height - bh) // 2
+            return x0, y0, x0 + bw, y0 + bh
+        x0, y0, x1, y1 = self.box
+        key = f"segmenter.box={_format_list(self.box)}"
+        if x1 > width or y1 > height:
+            raise InputError(key, f"does not fit inside the {width}x{height} image "
+                                  f"(need x1 <= {width}, y1 <= {height})")
+        if (x0, y0, x1, y1) == (0, 0, width, height):
+            raise InputError(key, "covers the whole image; GrabCut needs background pixels "
+                                  "outside the box")
+        return x0, y0, x1, y1
+
+
+def _scale_span(lo: int, hi: int, n: int, m: int) -> tuple[int, int]:
+    """Pixels ``lo <= i < hi`` of ``n`` -> of ``m``, covering them, and leaving a pixel free on
+    a side where the original span left one (GrabCut needs background outside its box)."""
+    a, b = math.floor(lo * m / n), math.ceil(hi * m / n)
+    if lo > 0:
+        a = max(a, 1)
+    if hi < n:
+        b = min(b, m - 1)
+    return a, max(b, a + 1)
+
+
+def _drop_small_parts(mask: np.ndarray, min_part: float) -> np.ndarray:
+    """Keep the 8-connected pieces of a 0/1 mask with at least ``min_part`` x the largest area."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if n <= 2:  # background and at most one piece
+        return mask
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = np.flatnonzero(areas >= min_part * areas.max()) + 1
+    return np.isin(labels, keep).astype(np.float32)
+
+
+class AutoSegmenter:
+    """The image's alpha when it has a useful one, else GrabCut (the choice is logged).
+
+    An alpha channel is used when more than 1 % of its pixels are transparent (alpha < 0.5);
+    an opaque one (a flat JPEG saved as PNG) says nothing about the character.
+
+    Args:
+        box, iterations, max_side, feather, min_part: as in :class:`GrabCutSegmenter`.
+    """
+
+    def __init__(self, box: Sequence[float] | None = None, iterations: int = 5,
+                 max_side: int = 1024, feather: int = 0, min_part: float = 0.1):
+        self.grabcut = GrabCutSegmenter(box, iterations, max_side, feather, min_part)
+
+    def __call__(self, rgb: np.ndarray, alpha: np.ndarray | None = None,
+                 name: str = "image") -> np.ndarray:
+        """Args: rgb ``[H, W, 3]``; alpha ``[H, W]`` or None. Returns ``[H, W]`` float32."""
+        _check_image(rgb, alpha)
+        if alpha is not None and float((np.asarray(alpha) >= 0.5).mean()) < MAX_COVER:
+            log.info("segmenter=auto: %s has a transparent background, using its alpha", name)
+            return check_mask(alpha, name)
+        why = "no alpha channel" if alpha is None else "an opaque alpha channel"
+        log.info("segmenter=auto: %s has %s, using GrabCut", name, why)
+        return self.grabcut(rgb, None, name=name)
+
+
+# --------------------------------------------------------------------------------------------
+# BiRefNet
+
+
+class BiRefNetSegmenter:
+    """BiRefNet (ZhengPeng7/BiRefNet) dichotomous segmentation: a soft, detailed mask.
+
+    BiRefNet ships its own model code (``birefnet.py`` and ``BiRefNet_config.py`` beside its
+    weights), so running it executes that code: it is refused unless
+    ``segmenter.trust_remote_code=true``. The class named by ``auto_map`` in the folder's
+    ``config.json`` is imported through transformers' remote-code loader (local files only),
+    built from the folder's config (read by the class's own ``config_class``), and the
+    weights are loaded strictly from ``model.safetensors`` (or ``pytorch_model.bin``).
+    ``PreTrainedModel.from_pretrained`` is not used: BiRefNet's code replaces ``self.config``
+    with its own plain ``Config`` object and does not call ``post_init``, which transformers
+    >= 4.56 needs when loading.
+
+    Pre-processing as in BiRefNet's model card: resize to ``resolution x resolution``
+    (bilinear), ImageNet mean / std; the last of the model's outputs is the mask's logits.
+
+    Args:
+        path: the weights folder (``weights.birefnet``).
+        trust_remote_code: allow running the folder's model code.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        resolution: the side of the square the model sees, a multiple of 32 (1024 for
+            BiRefNet, 2048 for BiRefNet_HR).
+        dtype: ``auto`` (float16 on CUDA, float32 on CPU), ``float32``, ``float16`` or
+            ``bfloat16``.
+    """
+
+    def __init__(self, path: str | Path | None, trust_remote_code: bool = False,
+                 device: str = "auto", resolution: int = 1024, dtype: str = "auto"):
+        self.path = require_dir(path, BIREFNET)
+        if trust_remote_code is not True:
+            raise InputError(f"segmenter.trust_remote_code={trust_remote_code}".lower(),
+                             f"BiRefNet runs its own model code ({self.path}/*.py); read it, "
+                             "then pass segmenter.trust_remote_code=true to allow it")
+        _check_int(resolution, "segmenter.resolution", low=32)
+        if resolution % 32:
+            raise InputError(f"segmenter.resolution={resolution}", "must be a multiple of 32")
+        self.model_class_ref = _auto_map_entry(self.path)
+        self.weights = _weight_file(self.path)
+        self.device = resolve_device(device)
+        self.dtype = _torch_dtype(dtype, self.device, "segmenter.dtype")
+        self.resolution = int(resolution)
+        self.model: Any = None
+
+    def load(self) -> Any:
+        """Build the model from the folder (once); return it, in eval mode, on ``device``."""
+        if self.model is None:
+            self.model = _load_remote_model(self.path, self.model_class_ref, self.weights)
+            self.model.to(device=self.device, dtype=self.dtype).eval()
+            log.info("BiRefNet loaded from %s (%s, %s)", self.path, self.device, self.dtype)
+        return self.model
+
+    def __call__(self, rgb: np.ndarray, alpha: np.ndarray | None = None,
+                 name: str = "image") -> np.ndarray:
+        """Args: rgb ``[H, W, 3]``; alpha ignored. Returns ``[H, W]`` float32."""
+        import torch
+        import torch.nn.functional as F
+
+        h, w = _check_image(rgb, alpha)
+        model = self.load()
+        x = torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32))  # (H, W, 3)
+        x = x.permute(2, 0, 1)[None].to(self.device)  # (1, 3, H, W)
+        size = (self.resolution, self.resolution)
+        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+        mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
+        x = ((x - mean) / std).to(self.dtype)  # (1, 3, R, R)
+        with torch.inference_mode():
+            outputs = model(x)
+        logits = outputs[-1] if isinstance(outputs, list | tuple) else outputs
+        if logits.ndim != 4 or logits.shape[:2] != (1, 1):
+            raise ValueError(f"BiRefNet returned logits of shape {tuple(logits.shape)}, "
+                             "expected (1, 1, h, w)")
+        prob = logits.float().sigmoid()  # (1, 1, h, w)
+        prob = F.interpolate(prob, size=(h, w), mode="bilinear", align_corners=False,
+                             antialias=True)
+        mask = prob[0, 0].clamp(0.0, 1.0).cpu().numpy().astype(np.float32)  # (H, W)
+        return check_mask(mask, name)
+
+
+def _auto_map_entry(folder: Path) -> str:
+    """``auto_map["AutoModelForImageSegmentation"]`` of the folder's config.json."""
+    config = json.loads((folder / BIREFNET.marker).read_text())
+    ref = (config.get("auto_map") or {}).get("AutoModelForImageSegmentation")
+    if not isinstance(ref, str) or "." not in ref:
+        raise InputError(f"{BIREFNET.key}={folder}",
+                         "config.json has no auto_map entry for AutoModelForImageSegmentation: "
+                         f"not the transformers release of {BIREFNET.name}")
+    return ref
+
+
+def _weight_file(folder: Path) -> Path:
+    for name in _WEIGHT_FILES:
+        if (folder / name).is_file():
+            return folder / name
+    raise InputError(f"{BIREFNET.key}={folder}",
+                     f"no weights ({' or '.join(_WEIGHT_FILES)}) in the folder")
+
+
+def _load_remote_model(folder: Path, class_ref: str, weights: Path) -> Any:
+    """Import the folder's model class, build it from the folder's config, load its weights."""
+    import torch
+    from transformers.dynamic_module_utils import get_class_from_dynamic_module
+
+    key = f"{BIREFNET.key}={folder}"
+    try:
+        model_class = get_class_from_dynamic_module(class_ref, str(folder),
+                                                    local_files_only=True)
+    except ImportError as e:  # the model code imports a package this environment lacks
+        raise InputError(key, f"its model code cannot be imported: {e}") from None
+    # The model class names its config class; config.json's auto_map may not (a folder
+    # re-saved with save_pretrained keeps only the model's entry).
+    config = model_class.config_class.from_pretrained(folder, local_files_only=True)
+    model = model_class(config=config)
+    if weights.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(weights))
+    else:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    result = model.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise InputError(key, f"{weights.name} does not match the model code (missing "
+                              f"{_first(result.missing_keys)}, unexpected "
+                              f"{_first(result.unexpected_keys)})")
+    return model
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _check_image(rgb: np.ndarray, alpha: np.ndarray | None) -> tuple[int, int]:
+    """Check canonical ``rgb [H, W, 3]`` and ``alpha [H, W]`` (or None); return ``(H, W)``."""
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or min(rgb.shape[:2]) < 1:
+        raise ValueError(f"rgb must be [H, W, 3], got shape {rgb.shape}")
+    if alpha is not None and np.shape(alpha) != rgb.shape[:2]:
+        raise ValueError(f"alpha must be [H, W] = {rgb.shape[:2]}, got {np.shape(alpha)}")
+    return rgb.shape[0], rgb.shape[1]
+
+
+def _check_box(box: Any) -> tuple[int, int, int, int]:
+    """``[x0, y0, x1, y1]``: four whole numbers with ``0 <= x0 < x1`` and ``0 <= y0 < y1``."""
+    values = list(box) if isinstance(box, Sequence) and not isinstance(box, str) else [box]
+    key = f"segmenter.box={_format_list(values)}"
+    if len(values) != 4:
+        raise InputError(key, "must be four pixel coordinates [x0,y0,x1,y1]")
+    if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) and float(v).is_integer()
+               for v in values):
+        raise InputError(key, "must be four whole pixel coordinates [x0,y0,x1,y1]")
+    x0, y0, x1, y1 = (int(v) for v in values)
+    if min(x0, y0) < 0:
+        raise InputError(key, "x0 and y0 must be >= 0 (the box must lie inside the image)")
+    if not (x0 < x1 and y0 < y1):
+        raise InputError(key, "needs x0 < x1 and y0 < y1")
+    return x0, y0, x1, y1
+
+
+def _check_int(value: Any, key: str, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise InputError(f"{key}={value}", f"must be an integer >= {low}")
+
+
+def _format_list(values: Any) -> str:
+    """``[1, 2, 3]`` as a user writes it on the command line: ``[1,2,3]``."""
+    if isinstance(values, Sequence) and not isinstance(values, str):
+        return "[" + ",".join(_format_list(v) for v in values) + "]"
+    if isinstance(values, float) and values.is_integer():
+        return str(int(values))
+    return str(values)
+
+
+def _first(keys: list[str], n: int = 3) -> str:
+    if not keys:
+        return "none"
+    more = f", ... ({len(keys)} in all)" if len(keys) > n else ""
+    return ", ".join(keys[:n]) + more
+
+
+def _torch_dtype(name: str, device: str, key: str) -> Any:
+    """``auto`` -> float16 on CUDA, float32 on CPU; else the named torch dtype."""
+    import torch
+
+    if name == "auto":
+        return torch.float16 if device == "cuda" else torch.float32
+    dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+    if name not in dtypes:
+        raise InputError(f"{key}={name}", "must be auto, float32, float16 or bfloat16")
+    return dtypes[name]
