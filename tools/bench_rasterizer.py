@@ -1,0 +1,212 @@
+"""Benchmark the PyTorch Gaussian rasteriser on a depth-map-like scene.
+
+    python -m tools.bench_rasterizer [--gaussians 50000] [--size 256] [--repeats 5] [--json OUT]
+
+The scene is what the scene stage fits: one Gaussian per pixel of a smooth random depth map
+(a tilted ground, a wavy wall and a few boxes in front), unprojected through a 60 degree camera,
+isotropic with scale depth / focal / sqrt(2), opacity 0.8. It is rendered by the same camera at
+``size x size``. Times are medians over ``repeats`` runs after one warm-up: forward without
+autograd, and forward + backward of a weighted sum of rgb, depth and alpha. As a baseline
+measured in the same run, the dense reference (every Gaussian against every pixel) and the
+PyTorch rasteriser render the same kind of scene at a size the dense one can hold. Peak memory
+is the process's peak resident set (``VmHWM``, reset before each measurement where Linux
+allows, else ``ru_maxrss`` since the start).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from dreamdance.scene.rasterize import rasterize_dense, rasterize_torch
+
+FOV_DEG = 60.0
+DENSE_PAIRS = 1 << 22  # largest pixels x Gaussians of the dense baseline
+
+
+def make_scene(gaussians: int, size: int, seed: int = 0) -> dict:
+    """A depth-map scene of ``gaussians`` splats and a camera rendering ``size x size``.
+
+    Returns the keyword arguments of :func:`rasterize_torch` (float32, CPU).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    side = math.ceil(math.sqrt(gaussians))
+    v, u = torch.meshgrid(torch.arange(side) + 0.5, torch.arange(side) + 0.5, indexing="ij")
+    s, t = u / side, v / side  # [side, side] in (0, 1)
+    phase = torch.rand(4, generator=gen) * 2 * math.pi
+    depth = 3.0 + 0.4 * torch.sin(5 * s + phase[0]) * torch.cos(4 * t + phase[1]) - 0.8 * t
+    for _ in range(4):  # boxes in front of the background
+        x0, y0 = torch.rand(2, generator=gen) * 0.7
+        w, h = torch.rand(2, generator=gen) * 0.25 + 0.05
+        inside = (s > x0) & (s < x0 + w) & (t > y0) & (t < y0 + h)
+        depth = torch.where(inside, depth.clamp(max=1.2 + torch.rand(1, generator=gen)), depth)
+    depth = depth * (1 + 0.02 * torch.randn(depth.shape, generator=gen))
+
+    f = 0.5 * side / math.tan(math.radians(FOV_DEG) / 2)
+    means = torch.stack([(u - side / 2) / f * depth, (v - side / 2) / f * depth, depth], -1)
+    n = gaussians
+    means = means.reshape(-1, 3)[:n]
+    scales = (depth.reshape(-1)[:n] / f / math.sqrt(2))[:, None].expand(n, 3).contiguous()
+    colors = torch.stack([s, t, 0.5 + 0.5 * torch.sin(8 * s * t + phase[2])], -1)
+    colors = colors.reshape(-1, 3)[:n]
+    quats = torch.randn(n, 4, generator=gen)
+    opacities = torch.full((n,), 0.8)
+    f_render = 0.5 * size / math.tan(math.radians(FOV_DEG) / 2)
+    Ks = torch.tensor([[[f_render, 0.0, size / 2], [0.0, f_render, size / 2], [0.0, 0.0, 1.0]]])
+    return dict(means=means, quats=quats, scales=scales, opacities=opacities, colors=colors,
+                viewmats=torch.eye(4)[None], Ks=Ks, width=size, height=size)
+
+
+def run(gaussians: int = 50000, size: int = 256, repeats: int = 5) -> dict:
+    """Time and measure the rasteriser; returns the figures printed by :func:`main`.
+
+    Keys: ``gaussians``, ``size``, ``repeats``, ``threads``, ``load_average`` (1-minute load
+    before the run: other processes on the cores slow the timings), ``forward_s``,
+    ``forward_backward_s``, ``peak_rss_mb`` (the main scene), ``start_rss_mb`` (resident set
+    before it, with the scene built: the peak less this is the rasteriser's), and ``baseline`` with
+    ``gaussians``, ``size``, ``dense_forward_s``, ``dense_forward_backward_s``,
+    ``torch_forward_s``, ``torch_forward_backward_s``, ``speedup_forward``,
+    ``speedup_forward_backward``, ``dense_peak_rss_mb``, ``torch_peak_rss_mb``.
+    """
+    if gaussians < 1 or size < 1 or repeats < 1:
+        raise ValueError(f"gaussians, size and repeats must be positive, got "
+                         f"{gaussians}, {size}, {repeats}")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    scene = make_scene(gaussians, size)
+    start_rss = _status_mb("VmRSS:")
+    fwd, fwd_bwd, peak = _measure(rasterize_torch, scene, repeats)
+
+    # baseline: the same density of Gaussians per pixel, pixels x Gaussians <= DENSE_PAIRS
+    small = min(size, max(8, int((DENSE_PAIRS * size * size / gaussians) ** 0.25)))
+    small_n = max(1, min(gaussians * small * small // (size * size), DENSE_PAIRS // small**2))
+    small_scene = make_scene(small_n, small)
+    d_fwd, d_fwd_bwd, d_peak = _measure(rasterize_dense, small_scene, repeats)
+    t_fwd, t_fwd_bwd, t_peak = _measure(rasterize_torch, small_scene, repeats)
+    return {
+        "gaussians": gaussians,
+        "size": size,
+        "repeats": repeats,
+        "threads": torch.get_num_threads(),
+        "load_average": load,
+        "forward_s": fwd,
+        "forward_backward_s": fwd_bwd,
+        "peak_rss_mb": peak,
+        "start_rss_mb": start_rss,
+        "baseline": {
+            "gaussians": small_n,
+            "size": small,
+            "dense_forward_s": d_fwd,
+            "dense_forward_backward_s": d_fwd_bwd,
+            "torch_forward_s": t_fwd,
+            "torch_forward_backward_s": t_fwd_bwd,
+            "speedup_forward": d_fwd / t_fwd,
+            "speedup_forward_backward": d_fwd_bwd / t_fwd_bwd,
+            "dense_peak_rss_mb": d_peak,
+            "torch_peak_rss_mb": t_peak,
+        },
+    }
+
+
+def _measure(render, scene: dict, repeats: int) -> tuple[float, float, float]:
+    """Median forward and forward + backward seconds, and peak RSS in MB, of one renderer."""
+    names = ("means", "quats", "scales", "opacities", "colors")
+    _reset_peak()
+
+    def forward():
+        return render(**scene)
+
+    def forward_backward():
+        leaves = {k: scene[k].clone().requires_grad_(True) for k in names}
+        rgb, depth, alpha = render(**{**scene, **leaves})
+        (rgb.sum() + 0.1 * depth.sum() + alpha.sum()).backward()
+
+    forward()  # warm-up, both before timing either
+    forward_backward()
+    times = []
+    for step in (forward, forward_backward):
+        runs = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            step()
+            runs.append(time.perf_counter() - start)
+        times.append(statistics.median(runs))
+    return times[0], times[1], _peak_mb()
+
+
+def _reset_peak() -> None:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def _peak_mb() -> float:
+    peak = _status_mb("VmHWM:")
+    if not math.isnan(peak):
+        return peak
+    scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB elsewhere
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+
+
+def _status_mb(field: str) -> float:
+    """A memory line of /proc/self/status in MB, NaN where there is none."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.bench_rasterizer",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--gaussians", type=int, default=50000)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = parser.parse_args(argv)
+    try:
+        result = run(args.gaussians, args.size, args.repeats)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    b = result["baseline"]
+    rows = [
+        ("scene", "forward s", "fwd+bwd s", "peak RSS MB"),
+        (f"torch {result['gaussians']} @ {result['size']}^2", f"{result['forward_s']:.3f}",
+         f"{result['forward_backward_s']:.3f}", f"{result['peak_rss_mb']:.0f}"),
+        (f"dense {b['gaussians']} @ {b['size']}^2", f"{b['dense_forward_s']:.3f}",
+         f"{b['dense_forward_backward_s']:.3f}", f"{b['dense_peak_rss_mb']:.0f}"),
+        (f"torch {b['gaussians']} @ {b['size']}^2", f"{b['torch_forward_s']:.3f}",
+         f"{b['torch_forward_backward_s']:.3f}", f"{b['torch_peak_rss_mb']:.0f}"),
+        ("dense / torch", f"{b['speedup_forward']:.1f}x", f"{b['speedup_forward_backward']:.1f}x",
+         ""),
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                        for i, (c, w) in enumerate(zip(r, widths, strict=True))))
+    print(f"resident before the main scene: {result['start_rss_mb']:.0f} MB; "
+          f"threads: {result['threads']}; repeats: {result['repeats']} (median); "
+          f"load average before the run: {result['load_average']:.2f}")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.json.with_name(args.json.name + ".tmp")
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+        tmp.replace(args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
