@@ -474,6 +474,16 @@ def normalise_scale(traj: Trajectory, scene_depth: float, max_ratio: float = 0.2
     return Trajectory(w2c, traj.K, traj.width, traj.height)
 
 
+def scale_translation(traj: Trajectory, factor: float) -> Trajectory:
+    """Every camera centre scaled by ``factor`` about the world origin (rotations and K kept):
+    the same path in other units."""
+    if not (np.isfinite(factor) and factor > 0):
+        raise ValueError(f"factor must be finite and positive, got {factor}")
+    w2c = traj.w2c.copy()
+    w2c[:, :3, 3] *= factor
+    return Trajectory(w2c, traj.K, traj.width, traj.height)
+
+
 def resample(traj: Trajectory, n: int) -> Trajectory:
     """Resample to ``n`` frames at uniform time.
 

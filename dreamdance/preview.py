@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 
@@ -67,3 +69,45 @@ def motion_preview(art: np.ndarray, poses: PoseSequence, cams: Trajectory) -> np
     tiles = [to_uint8(art)] + [render_pose(poses, t) for t in picks] + [trajectory_plot(cams)]
     labels = ["reference"] + [f"pose {t}" for t in picks] + ["camera path, top view"]
     return contact_sheet(tiles, labels, cols=7)
+
+
+def depth_colours(depth: np.ndarray) -> np.ndarray:
+    """Depth ``[H, W]`` as a colour image (near = warm), robust to outliers. [H, W, 3] uint8"""
+    valid = np.isfinite(depth) & (depth > 0)
+    if not valid.any():
+        return np.zeros((*depth.shape, 3), np.uint8)
+    inv = np.where(valid, 1.0 / np.where(valid, depth, 1.0), 0.0)
+    lo, hi = np.percentile(inv[valid], [2, 98])
+    norm = np.clip((inv - lo) / max(hi - lo, 1e-9), 0, 1)
+    bgr = cv2.applyColorMap((norm * 255).astype(np.uint8), cv2.COLORMAP_TURBO)
+    return np.where(valid[..., None], bgr[..., ::-1], 0).astype(np.uint8)
+
+
+def checker_composite(rgb: np.ndarray, alpha: np.ndarray, cell: int = 16) -> np.ndarray:
+    """An RGBA cut-out over a grey checkerboard, the usual way to show transparency. uint8"""
+    h, w = alpha.shape
+    y, x = np.mgrid[0:h, 0:w]
+    board = np.where(((y // cell + x // cell) % 2)[..., None] == 0, 0.8, 0.6)
+    return to_uint8(rgb * alpha[..., None] + board * (1 - alpha[..., None]))
+
+
+def scene_preview(scene: Path) -> np.ndarray:
+    """The scene stage at a glance, from its folder: reference, cut-out, plate, depth, up to
+    four spiral views and four background-video frames. uint8"""
+    from dreamdance.io import read_json
+    from dreamdance.media import load_image, read_video
+
+    cut = load_image(scene / "character.png")
+    tiles = [to_uint8(cut.rgb), checker_composite(cut.rgb, cut.alpha),
+             to_uint8(load_image(scene / "background.png").rgb),
+             depth_colours(np.load(scene / "depth.npy"))]
+    labels = ["reference", "character", "background plate", "depth"]
+    views = read_json(scene / "views" / "views.json")["views"][1:]
+    for i in np.linspace(0, len(views) - 1, min(4, len(views))).round().astype(int):
+        tiles.append(to_uint8(load_image(scene / "views" / views[i]["image"]).rgb))
+        labels.append(f"spiral view {i + 1} (holes {100 * views[i]['hole_ratio']:.0f}%)")
+    frames = read_video(scene / "background.mp4").frames
+    for t in np.linspace(0, len(frames) - 1, 4).round().astype(int):
+        tiles.append(frames[t])
+        labels.append(f"video frame {t}")
+    return contact_sheet(tiles, labels, cols=4)

@@ -8,6 +8,7 @@ from dreamdance.scene.warp import (
     diffuse,
     find_holes,
     fit_scale_shift,
+    lazy_next_view,
     new_pixels,
     next_view,
 )
@@ -69,6 +70,10 @@ def test_depth_edges_and_new_pixels():
     holes = np.ones_like(edges)
     chosen = new_pixels(holes, depth, 0.1)
     assert chosen.sum() == 20 * 18 and not chosen[:, 9:11].any()
+    # a slanted plane (a ground plane seen at a grazing angle) has no edges
+    v = np.arange(40, dtype=np.float32)[:, None]
+    ground = np.repeat(30.0 / (v + 5.0), 30, axis=1)  # 1/z affine in the row
+    assert (ground.max() / ground.min()) > 5 and not depth_edges(ground, 0.08).any()
 
 
 def test_next_view_order_and_stop():
@@ -77,3 +82,18 @@ def test_next_view_order_and_stop():
     assert next_view(ratios, {1}) == 2
     assert next_view(ratios, {0, 1, 2}) is None  # only a covered view left
     assert next_view(ratios, {0, 1, 2, 3}) is None
+
+
+def test_lazy_next_view_refreshes_only_what_it_must():
+    true = np.array([0.05, 0.3, 0.2, 0.01])
+    stale = np.array([0.6, 0.5, 0.25, 0.02])  # upper bounds of the true ratios
+    calls = []
+
+    def refresh(i):
+        calls.append(i)
+        return true[i]
+
+    assert lazy_next_view(stale, set(), refresh) == 1
+    assert calls == [0, 1]  # 2 and 3 were never re-rendered: their bounds lost to 1's value
+    assert lazy_next_view(stale, {1}, refresh) == 2
+    assert lazy_next_view(np.array([0.001, 0.5]), {1}, refresh) is None

@@ -111,12 +111,18 @@ def align_depth(pred: np.ndarray, rendered: np.ndarray, known: np.ndarray,
 
 
 def depth_edges(depth: np.ndarray, ratio: float = 0.08) -> np.ndarray:
-    """Pixels on a depth discontinuity: the 3×3 neighbourhood's max/min depth exceeds
-    ``1 + ratio``. [H, W] bool"""
-    d = depth.astype(np.float32)
-    kernel = np.ones((3, 3), np.uint8)
-    hi, lo = cv2.dilate(d, kernel), cv2.erode(d, kernel)
-    return hi > (1 + ratio) * np.maximum(lo, 1e-6)
+    """Pixels on a depth discontinuity. [H, W] bool
+
+    Inverse depth is affine in the pixel coordinates on any plane, so its 4-neighbour Laplacian
+    vanishes on planar surfaces however slanted (a ground plane at a grazing angle is not an
+    edge) and is large where two surfaces meet. A pixel is an edge where that Laplacian exceeds
+    ``ratio`` × its own inverse depth (the image border is extended linearly, so a plane
+    stays edge-free up to the border).
+    """
+    inv = 1.0 / np.maximum(depth.astype(np.float32), 1e-6)
+    p = np.pad(inv, 1, mode="reflect", reflect_type="odd")  # linear extrapolation at the border
+    lap = p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:] - 4 * inv
+    return np.abs(lap) > ratio * inv
 
 
 def new_pixels(holes: np.ndarray, depth: np.ndarray, edge_ratio: float = 0.08) -> np.ndarray:
@@ -131,3 +137,29 @@ def next_view(hole_ratios: np.ndarray, visited: set[int], min_ratio: float = 0.0
     if not order or hole_ratios[order[0]] < min_ratio:
         return None
     return int(order[0])
+
+
+def plate_hole(mask: np.ndarray, dilate: float = 0.02) -> np.ndarray:
+    """The region of the art to repaint for the background plate: the character mask
+    (``[H, W]`` in [0, 1]) above 0.5, dilated by ``dilate`` × the long side (its soft edge and
+    any halo go too). [H, W] bool"""
+    r = max(1, round(dilate * max(mask.shape)))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    return cv2.dilate((mask > 0.5).astype(np.uint8), kernel).astype(bool)
+
+
+def lazy_next_view(ratios: np.ndarray, visited: set[int], refresh, min_ratio: float = 0.002) -> int | None:
+    """:func:`next_view` with stale ratios refreshed only where it matters (lazy greedy).
+
+    Adding Gaussians never uncovers a pixel, so a stale hole ratio is an upper bound of the
+    fresh one. Refresh (``refresh(i) -> float``) the best stale candidate until the best is
+    fresh: that one is the true best, and most candidates are never re-rendered. ``ratios`` is
+    updated in place.
+    """
+    fresh: set[int] = set()
+    while True:
+        i = next_view(ratios, visited, min_ratio)
+        if i is None or i in fresh:
+            return i
+        ratios[i] = refresh(i)
+        fresh.add(i)
