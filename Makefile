@@ -22,7 +22,9 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 demo: $(STAMP)
-	$(BIN)/python -m dreamdance.run out=$(DEMO_OUT)
+	$(BIN)/python -m dreamdance.run stage=motion out=$(DEMO_OUT)
+	$(BIN)/python -m dreamdance.run stage=scene out=$(DEMO_OUT)
+	@echo "demo: see $(DEMO_OUT)/motion/preview.png and $(DEMO_OUT)/scene/preview.png"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -46,6 +46,19 @@ def resolve_device(name: str) -> str:
     return name
 
 
+def resolve_dtype(name: str, device: str, key: str) -> Any:
+    """``auto`` -> float16 on CUDA, float32 on CPU; else the named torch dtype. ``key`` names
+    the config entry in the error."""
+    import torch
+
+    if name == "auto":
+        return torch.float16 if device == "cuda" else torch.float32
+    dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+    if name not in dtypes:
+        raise InputError(f"{key}={name}", "must be auto, float32, float16 or bfloat16")
+    return dtypes[name]
+
+
 def input_file(value: str | None, key: str, sample: str | None = None) -> Path | None:
     """Path given for ``key``, or the bundled sample's file when ``value`` is null.
 

@@ -54,8 +54,8 @@ def require_dir(path: str | Path | None, spec: ModelSpec) -> Path:
         try:
             meta = json.loads(marker.read_text())
         except (ValueError, UnicodeDecodeError) as e:
-            raise InputError(f"{spec.key}={path}", f"{spec.marker} is not valid JSON ({e})") \
-                from None
+            raise InputError(f"{spec.key}={path}",
+                             f"{spec.marker} is not valid JSON ({e}); {how}") from None
         names = [str(meta.get("model_type", "")), str(meta.get("_class_name", ""))]
         names += [str(a) for a in meta.get("architectures") or []]
         if not any(a.lower() in n.lower() for a in spec.accept for n in names if n):

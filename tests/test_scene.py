@@ -127,3 +127,12 @@ def test_bad_scene_input(tmp_path, case):
     assert len(lines) == 1 and expected in lines[0], result.stderr[-2000:]
     written = [p.relative_to(out) for p in out.rglob("*") if p.is_file()] if out.exists() else []
     assert [p for p in written if p.parts[0] != "logs" and p.name != "manifest.json"] == []
+
+
+def test_scene_benchmark_runs_and_reports():
+    from tools.bench_scene import run
+
+    result = run(repeats=1, overrides=SMALL)
+    assert result["wall_s"] > 0 and result["peak_rss_mb"] > 0
+    assert set(result["steps_s"]) >= {"scene/spiral", "scene/video"}
+    assert abs(sum(result["step_share"].values()) - 1) < 0.5  # steps are most of the run

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from dreamdance.errors import InputError
-from dreamdance.inputs import resolve_device
+from dreamdance.inputs import resolve_device, resolve_dtype
 from dreamdance.media import to_uint8
 from dreamdance.weights import ModelSpec, require_dir
 
@@ -85,7 +85,7 @@ class LlavaCaptioner:
         if not isinstance(question, str) or not question.strip():
             raise InputError(f"captioner.question={question}", "must be non-empty text")
         self.device = resolve_device(device)
-        self.dtype = _torch_dtype(dtype, self.device, "captioner.dtype")
+        self.dtype = resolve_dtype(dtype, self.device, "captioner.dtype")
         self.max_new_tokens, self.question = int(max_new_tokens), question.strip()
         self.processor: Any = None
         self.model: Any = None
@@ -141,15 +141,3 @@ def _check_rgb(rgb: np.ndarray) -> None:
     shape = np.shape(rgb)
     if len(shape) != 3 or shape[2] != 3 or min(shape[:2]) < 1:
         raise ValueError(f"rgb must be [H, W, 3], got shape {shape}")
-
-
-def _torch_dtype(name: str, device: str, key: str) -> Any:
-    """``auto`` -> float16 on CUDA, float32 on CPU; else the named torch dtype."""
-    import torch
-
-    if name == "auto":
-        return torch.float16 if device == "cuda" else torch.float32
-    dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-    if name not in dtypes:
-        raise InputError(f"{key}={name}", "must be auto, float32, float16 or bfloat16")
-    return dtypes[name]

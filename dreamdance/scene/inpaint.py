@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from dreamdance.errors import InputError
-from dreamdance.inputs import resolve_device
+from dreamdance.inputs import resolve_device, resolve_dtype
 from dreamdance.media import to_uint8
 from dreamdance.scene.caption import DEFAULT_PROMPT
 from dreamdance.weights import ModelSpec, require_dir
@@ -152,7 +152,7 @@ class SDXLInpainter:
             raise InputError(f"inpainter.negative_prompt={negative_prompt}",
                              "must be text or null")
         self.device = resolve_device(device)
-        self.dtype = _torch_dtype(dtype, self.device, "inpainter.dtype")
+        self.dtype = resolve_dtype(dtype, self.device, "inpainter.dtype")
         self.steps, self.guidance, self.strength = int(steps), float(guidance), float(strength)
         self.negative_prompt, self.seed = negative_prompt, int(seed)
         self.max_side, self.context, self.feather = int(max_side), float(context), int(feather)
@@ -323,15 +323,3 @@ def _check_number(value: Any, key: str, low: float, strict: bool = False) -> Non
           and math.isfinite(value) and (value > low if strict else value >= low))
     if not ok:
         raise InputError(f"{key}={value}", f"must be a number {'>' if strict else '>='} {low:g}")
-
-
-def _torch_dtype(name: str, device: str, key: str) -> Any:
-    """``auto`` -> float16 on CUDA, float32 on CPU; else the named torch dtype."""
-    import torch
-
-    if name == "auto":
-        return torch.float16 if device == "cuda" else torch.float32
-    dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-    if name not in dtypes:
-        raise InputError(f"{key}={name}", "must be auto, float32, float16 or bfloat16")
-    return dtypes[name]

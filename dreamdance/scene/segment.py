@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from dreamdance.errors import InputError
-from dreamdance.inputs import resolve_device
+from dreamdance.inputs import resolve_device, resolve_dtype
 from dreamdance.media import load_image, to_uint8
 from dreamdance.weights import ModelSpec, require_dir
 
@@ -313,7 +313,7 @@ class BiRefNetSegmenter:
         self.model_class_ref = _auto_map_entry(self.path)
         self.weights = _weight_file(self.path)
         self.device = resolve_device(device)
-        self.dtype = _torch_dtype(dtype, self.device, "segmenter.dtype")
+        self.dtype = resolve_dtype(dtype, self.device, "segmenter.dtype")
         self.resolution = int(resolution)
         self.model: Any = None
 
@@ -451,15 +451,3 @@ def _first(keys: list[str], n: int = 3) -> str:
         return "none"
     more = f", ... ({len(keys)} in all)" if len(keys) > n else ""
     return ", ".join(keys[:n]) + more
-
-
-def _torch_dtype(name: str, device: str, key: str) -> Any:
-    """``auto`` -> float16 on CUDA, float32 on CPU; else the named torch dtype."""
-    import torch
-
-    if name == "auto":
-        return torch.float16 if device == "cuda" else torch.float32
-    dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-    if name not in dtypes:
-        raise InputError(f"{key}={name}", "must be auto, float32, float16 or bfloat16")
-    return dtypes[name]
