@@ -9,6 +9,7 @@ run directory, so a re-run skips what is unchanged and resumes after a crash.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,7 +45,7 @@ def run(cfg: DictConfig) -> None:
     width, height = fit_size((w0, h0), cfg.resolution)
     build_size = fit_size((w0, h0), min(st.build_resolution, cfg.resolution))
     cams = camera_source(cfg, width, height, mo.camera_length, mo.preset_depth,
-                         mo.preset_amplitude)
+                         mo.preset_amplitude, previous=_tracked_camera(cfg))
     segmenter = _segmenter(cfg)
     inpainter, captioner, depth_model = (build(cfg[k]) for k in
                                          ("inpainter", "captioner", "depth"))
@@ -151,6 +152,12 @@ def _segmenter(cfg: DictConfig) -> Any:
         log.info("segmenter: the bundled sample's own mask")
         return MaskSegmenter(str(assets.sample_path(assets.ART_MASK)))
     return build(cfg.segmenter)
+
+
+def _tracked_camera(cfg: DictConfig) -> Path | None:
+    """The camera stage=motion tracked from ``driving=`` (when no ``camera=`` is given)."""
+    path = Path(cfg.out) / "motion/camera.json"
+    return path if cfg.driving is not None and cfg.camera is None else None
 
 
 def _reference(run_dir: RunDir, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -53,15 +53,24 @@ def poses_source(cfg: Any, too_short: str) -> Source:
 
 
 def camera_source(cfg: Any, width: int, height: int, length: str = "resample",
-                  preset_depth: float = 4.0, preset_amplitude: float = 1.0) -> Source:
-    """``camera=`` (file or preset; the sample path when null) at ``width``×``height`` with
-    ``frames`` cameras, standardised to its first camera.
+                  preset_depth: float = 4.0, preset_amplitude: float = 1.0,
+                  previous: Path | None = None) -> Source:
+    """``camera=`` (file or preset) at ``width``×``height`` with ``frames`` cameras,
+    standardised to its first camera. With no ``camera=``: ``previous`` (the run directory's
+    ``motion/camera.json``) when it exists, else the sample's path.
 
     A file of another length is resampled over the frames (logged) or refused (``length``).
     """
     if length not in CAMERA_LENGTH:
-        raise InputError(f"motion.camera_length={length}", f"must be one of {', '.join(CAMERA_LENGTH)}")
-    spec = str(cfg.camera) if cfg.camera is not None else str(assets.sample_path(assets.CAMERA))
+        raise InputError(f"motion.camera_length={length}",
+                         f"must be one of {', '.join(CAMERA_LENGTH)}")
+    if cfg.camera is not None:
+        spec = str(cfg.camera)
+    elif previous is not None and previous.is_file():
+        log.info("camera: %s (written by stage=motion)", previous)
+        spec = str(previous)
+    else:
+        spec = str(assets.sample_path(assets.CAMERA))
     K = intrinsics_from_fov(cfg.fov, width, height)
     cams: Trajectory = load_camera(spec, cfg.frames, width, height, K, depth=preset_depth,
                                    amplitude=preset_amplitude)
