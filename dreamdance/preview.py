@@ -28,11 +28,11 @@ def contact_sheet(tiles: list[np.ndarray], labels: list[str], cols: int = 4,
         y = pad + (i // cols) * (tile + pad) + (tile - small.shape[0]) // 2
         x = pad + (i % cols) * (tile + pad) + (tile - small.shape[1]) // 2
         sheet[y:y + small.shape[0], x:x + small.shape[1]] = small
-        ty, tx = pad + (i // cols) * (tile + pad) + 14, pad + (i % cols) * (tile + pad) + 4
-        cv2.putText(sheet, label, (tx, ty), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3,
-                    cv2.LINE_AA)
-        cv2.putText(sheet, label, (tx, ty), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1,
-                    cv2.LINE_AA)
+        ty, tx = pad + (i // cols) * (tile + pad), pad + (i % cols) * (tile + pad)
+        (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)
+        sheet[ty:ty + th + 8, tx:tx + min(tw + 8, tile)] = 0  # a dark label strip
+        cv2.putText(sheet, label, (tx + 4, ty + th + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                    (255, 255, 255), 1, cv2.LINE_AA)
     return sheet
 
 
