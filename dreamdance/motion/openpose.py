@@ -1,0 +1,218 @@
+"""OpenPose per-frame JSON: the pose format most tools write (OpenPose, DWPose, ControlNet).
+
+One file per frame (``{video}_{frame:012d}_keypoints.json`` from OpenPose; any names, sorted
+naturally so that ``frame_2`` comes before ``frame_10``), or a single file for one frame::
+
+    {"people": [{"pose_keypoints_2d": [x, y, c, ...],        # 18 (COCO) or 25 (BODY_25) points
+                 "face_keypoints_2d": [...],                 # 70 (68 + 2 pupils) or 68 points
+                 "hand_left_keypoints_2d": [...],            # 21 points
+                 "hand_right_keypoints_2d": [...]}],         # 21 points
+     "canvas_width": 512, "canvas_height": 768}              # optional
+
+A part that is missing, ``null`` or ``[]`` is absent (all zeros). BODY_25 is mapped to COCO-18
+by dropping the mid-hip (8) and the six foot points (19-24); the pupils (face points 68, 69) are
+dropped.
+
+**Normalised coordinates.** The ControlNet/DWPose "pose JSON" flavour stores x and y as
+fractions of the canvas. A sequence is read as normalised when every confident coordinate
+(confidence > 0) of every frame lies in [0, 1]; x is then multiplied by the width and y by
+the height. A pose in pixels whose every confident point lies within one pixel of the top-left
+corner is the only case this rule misreads.
+
+**Canvas size.** ``canvas_width`` / ``canvas_height`` in the files win; otherwise the
+``width`` / ``height`` arguments; otherwise the read is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from dreamdance.errors import InputError
+from dreamdance.io import atomic_path
+from dreamdance.motion.poses import PARTS, PoseSequence
+
+#: OpenPose JSON key of each of our parts.
+KEYS = {"body": "pose_keypoints_2d", "face": "face_keypoints_2d",
+        "left_hand": "hand_left_keypoints_2d", "right_hand": "hand_right_keypoints_2d"}
+#: BODY_25 index of each COCO-18 keypoint (BODY_25 8 is the mid-hip, 19-24 the feet).
+BODY25_TO_COCO18 = (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
+#: Keypoint counts accepted per part (the first is ours; the others are mapped to it).
+COUNTS = {"body": (18, 25), "face": (68, 70), "left_hand": (21,), "right_hand": (21,)}
+PUPILS = 2
+
+
+def read_openpose(path_or_folder: str | os.PathLike, width: int | None = None,
+                  height: int | None = None, fps: float = 8.0,
+                  name: str | None = None) -> PoseSequence:
+    """Read OpenPose JSON (a folder of per-frame files, or one file) as a :class:`PoseSequence`.
+
+    Args:
+        path_or_folder: a ``.json`` file (one frame) or a folder of them (one per frame).
+        width, height: the pixel frame, used when the files carry no ``canvas_width`` /
+            ``canvas_height``.
+        fps: frames per second of the sequence (OpenPose files do not store it).
+        name: the input as the user knows it, for errors (default: the path).
+
+    Raises:
+        InputError: no such path, no JSON files, a file that is not OpenPose JSON, a part of
+            unexpected length, a NaN/infinite value, or no known canvas size.
+    """
+    path = Path(path_or_folder)
+    name = name or str(path_or_folder)
+    if not path.exists():
+        raise InputError(name, "file not found")
+    if path.is_dir():
+        files = sorted((p for p in path.iterdir() if p.suffix.lower() == ".json"
+                        and p.is_file() and not p.name.startswith(".")),
+                       key=lambda p: _natural_key(p.name))
+        if not files:
+            raise InputError(name, "folder holds no .json files")
+    else:
+        files = [path]
+    if isinstance(fps, bool) or not isinstance(fps, int | float) or not math.isfinite(fps) \
+            or fps <= 0:
+        raise InputError(name, f"fps={fps} must be a positive number")
+
+    frames, canvas = [], None
+    for i, file in enumerate(files):
+        where = f"frame {i} ({file.name})"
+        data = _load(file, name, where)
+        size = _canvas(data, name, where)
+        if size is not None:
+            if canvas is not None and size != canvas:
+                raise InputError(name, f"{where}: canvas {size[0]}x{size[1]} differs from "
+                                       f"{canvas[0]}x{canvas[1]} of the frames before")
+            canvas = size
+        frames.append(_people(data, name, where))
+
+    if canvas is None:
+        if width is None or height is None:
+            raise InputError(name, "no canvas_width/canvas_height in the files; give width "
+                                   "and height")
+        canvas = (width, height)
+    w, h = canvas
+    if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0
+               for v in canvas):
+        raise InputError(name, f"width={w}, height={h} must be positive integers")
+    w, h = int(w), int(h)
+
+    num_people = max(len(people) for people in frames)
+    arrays = {part: np.zeros((len(frames), num_people, k, 3), np.float32)
+              for part, k in PARTS.items()}
+    for t, people in enumerate(frames):
+        for p, person in enumerate(people):
+            for part in PARTS:
+                arrays[part][t, p] = person[part]
+    if _is_normalised(arrays):
+        for arr in arrays.values():
+            arr[..., 0] *= w
+            arr[..., 1] *= h
+    return PoseSequence(**arrays, width=w, height=h, fps=float(fps), driver=0)
+
+
+def write_openpose(folder: str | os.PathLike, poses: PoseSequence) -> list[Path]:
+    """Write ``poses`` as OpenPose JSON, one file per frame (``frame_000000_keypoints.json``…).
+
+    Layout: body COCO-18, face 70 (our 68 and two zero pupil points), hands 21 each, in pixels,
+    with ``canvas_width`` / ``canvas_height``. Every person is written in every frame, so
+    :func:`read_openpose` gives back the same sequence (at the same ``fps``). Files are written
+    atomically; returns their paths.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for t in range(len(poses)):
+        people = []
+        for p in range(poses.num_people):
+            person = {}
+            for part, key in KEYS.items():
+                arr = getattr(poses, part)[t, p].astype(np.float64)
+                if part == "face":
+                    arr = np.concatenate([arr, np.zeros((PUPILS, 3))])
+                person[key] = arr.reshape(-1).tolist()
+            people.append(person)
+        data = {"version": 1.3, "people": people,
+                "canvas_width": poses.width, "canvas_height": poses.height}
+        final = folder / f"frame_{t:06d}_keypoints.json"
+        with atomic_path(final) as tmp:
+            tmp.write_text(json.dumps(data) + "\n", encoding="utf-8")
+        written.append(final)
+    return written
+
+
+def _load(file: Path, name: str, where: str) -> dict:
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InputError(name, f"{where}: not valid JSON ({e})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("people", []), list):
+        raise InputError(name, f"{where}: not OpenPose JSON (expected an object with a "
+                               "\"people\" list)")
+    return data
+
+
+def _canvas(data: dict, name: str, where: str) -> tuple[int, int] | None:
+    cw, ch = data.get("canvas_width"), data.get("canvas_height")
+    if cw is None and ch is None:
+        return None
+    try:
+        size = (int(cw), int(ch))
+    except (TypeError, ValueError):
+        raise InputError(name, f"{where}: canvas_width={cw}, canvas_height={ch} are not "
+                               "integers") from None
+    if size[0] <= 0 or size[1] <= 0 or size != (cw, ch):
+        raise InputError(name, f"{where}: canvas_width={cw}, canvas_height={ch} must be "
+                               "positive integers")
+    return size
+
+
+def _people(data: dict, name: str, where: str) -> list[dict[str, np.ndarray]]:
+    people = []
+    for j, person in enumerate(data.get("people", [])):
+        if not isinstance(person, dict):
+            raise InputError(name, f"{where} person {j}: not an object")
+        people.append({part: _part(person.get(KEYS[part]), part, name, f"{where} person {j}")
+                       for part in PARTS})
+    return people
+
+
+def _part(values, part: str, name: str, where: str) -> np.ndarray:
+    k = PARTS[part]
+    if values is None or (isinstance(values, list) and not values):
+        return np.zeros((k, 3), np.float32)
+    key = KEYS[part]
+    try:
+        flat = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(name, f"{where} {key}: not a list of numbers") from None
+    if flat.ndim != 1 or flat.size % 3:
+        raise InputError(name, f"{where} {key}: {flat.size} values, not a flat list of "
+                               "(x, y, confidence) triples")
+    n = flat.size // 3
+    if n not in COUNTS[part]:
+        expected = " or ".join(str(c) for c in COUNTS[part])
+        raise InputError(name, f"{where} {key}: {n} keypoints, expected {expected}")
+    if not np.isfinite(flat).all():
+        raise InputError(name, f"{where} {key}: NaN or infinite value")
+    arr = flat.reshape(n, 3)
+    if part == "body" and n == 25:
+        arr = arr[list(BODY25_TO_COCO18)]
+    return arr[:k].astype(np.float32)
+
+
+def _is_normalised(arrays: dict[str, np.ndarray]) -> bool:
+    """True when every confident x, y of every part lies in [0, 1] (and there is one)."""
+    xy = np.concatenate([a[a[..., 2] > 0][:, :2].reshape(-1) for a in arrays.values()])
+    return xy.size > 0 and bool(((xy >= 0) & (xy <= 1)).all())
+
+
+def _natural_key(text: str) -> list:
+    """``"frame_10.json"`` -> ``["frame_", 10, ".json"]``: numbers compare as numbers."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", text)]
