@@ -63,12 +63,17 @@ def trajectory_plot(traj: Trajectory, size: int = 256) -> np.ndarray:
 
 
 def motion_preview(art: np.ndarray, poses: PoseSequence, cams: Trajectory) -> np.ndarray:
-    """The reference art ``[H, W, 3]`` float, five pose frames and the camera path (top view)
-    as one contact sheet, uint8."""
+    """The art ``[H, W, 3]`` float, five frames of the (aligned) poses drawn over the dimmed
+    art — poses in another frame size are drawn on black — and the camera path, top view."""
     picks = np.linspace(0, len(poses) - 1, 5).round().astype(int)
-    tiles = [to_uint8(art)] + [render_pose(poses, t) for t in picks] + [trajectory_plot(cams)]
+    same = art.shape[:2] == (poses.height, poses.width)
+    tiles = [to_uint8(art)]
+    for t in picks:
+        pose = render_pose(poses, t)
+        ground = to_uint8(0.45 * art) if same else np.zeros_like(pose)
+        tiles.append(np.where(pose.any(-1, keepdims=True), pose, ground))
     labels = ["reference"] + [f"pose {t}" for t in picks] + ["camera path, top view"]
-    return contact_sheet(tiles, labels, cols=7)
+    return contact_sheet(tiles + [trajectory_plot(cams)], labels, cols=7)
 
 
 def depth_colours(depth: np.ndarray) -> np.ndarray:

@@ -1,30 +1,49 @@
-"""stage=motion: the driving poses and camera for every output frame.
+"""stage=motion: the driving poses and camera for every output frame, aligned to the art.
 
-Reads ``poses=`` (or the bundled dance) and ``camera=`` (a file, a preset, or the bundled
-path), fits both to ``frames`` at ``fps`` and the working size, and writes
-``motion/poses.json``, ``motion/camera.json`` and ``motion/preview.png``.
+Poses come from ``poses=`` (ours or OpenPose JSON), or are extracted from ``driving=`` by the
+``pose`` backend, or are the bundled dance; the camera from ``camera=`` (file or preset), or is
+tracked in ``driving=`` by the ``camtrack`` backend, or is the bundled path. Both are fitted to
+``frames`` at ``fps``; the poses are aligned to the character and drawn. Writes
+``motion/poses.json`` (the driver's frame), ``motion/camera.json``,
+``motion/poses_aligned.json`` (the working frame), ``animate/pose_{body,face,hand}.mp4``,
+``animate/mask.mp4`` and ``motion/preview.png``.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from dreamdance import assets
-from dreamdance.inputs import check_common, input_file
-from dreamdance.media import fit_size, load_image, save_image
-from dreamdance.motion.poses import write_poses
-from dreamdance.motion.sources import camera_source, check_driving, poses_source
+from dreamdance.camera import Trajectory, intrinsics_from_fov, rescale_intrinsics
+from dreamdance.errors import InputError
+from dreamdance.inputs import build, check_common, input_file
+from dreamdance.io import read_json
+from dreamdance.media import fit_size, load_image, resize, save_image, write_video
+from dreamdance.motion.align import CharacterFrame, align_poses
+from dreamdance.motion.mask import mask_video, pose_masks
+from dreamdance.motion.poses import frame_index, read_poses, write_poses
+from dreamdance.motion.sources import (
+    camera_source,
+    check_driving,
+    driving_video,
+    extract_poses,
+    poses_source,
+    read_pose_file,
+)
+from dreamdance.motion.videos import write_pose_videos
 from dreamdance.preview import motion_preview
 from dreamdance.rundir import RunDir
-from dreamdance.trajectory import write_trajectory
+from dreamdance.trajectory import read_trajectory, write_trajectory
 
 log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> None:
-    # --- check and read every input before anything is written ---
+    # --- check and read every input, build the backends, before anything is written ---
     check_common(cfg)
     check_driving(cfg)
     mo = cfg.motion
@@ -32,20 +51,124 @@ def run(cfg: DictConfig) -> None:
     art = load_image(image_path, name=f"image={cfg.image or image_path}")
     width, height = fit_size((art.rgb.shape[1], art.rgb.shape[0]), cfg.resolution)
     poses = poses_source(cfg, mo.too_short)
-    cams = camera_source(cfg, width, height, mo.camera_length, mo.preset_depth,
-                         mo.preset_amplitude)
+    extractor = build(cfg.pose) if poses.value is None else None
+    tracked = cfg.driving is not None and cfg.camera is None
+    tracker = build(cfg.camtrack) if tracked else None
+    cams = None if tracked else camera_source(cfg, width, height, mo.camera_length,
+                                               mo.preset_depth, mo.preset_amplitude)
+    character = _character(cfg, art, width, height)
+    video = {}
+
+    def frames():  # the driving video, read once and only when a step needs it
+        if "v" not in video:
+            video["v"] = driving_video(cfg, max_frames=cfg.frames)
+        return video["v"]
 
     # --- write ---
     run_dir = RunDir(cfg.out, config=OmegaConf.to_container(cfg, resolve=True), force=cfg.force)
-    run_dir.step("motion/poses", ["motion/poses.json"], {**poses.deps, "poses": poses.path},
-                 lambda: write_poses(run_dir.path("motion/poses.json"), poses.value))
-    run_dir.step("motion/camera", ["motion/camera.json"], {**cams.deps, "camera": cams.path},
-                 lambda: write_trajectory(run_dir.path("motion/camera.json"), cams.value,
-                                          format="json", fps=cfg.fps))
+    p = run_dir.path
+    driving = {"driving": input_file(cfg.driving, "driving") if cfg.driving else None}
+
+    def write_driving_poses() -> None:
+        seq = poses.value if poses.value is not None else extract_poses(
+            frames(), extractor, cfg, mo.smooth)
+        write_poses(p("motion/poses.json"), seq)
+
+    run_dir.step("motion/poses", ["motion/poses.json"],
+                 {**poses.deps, "poses": poses.path, **driving,
+                  "pose": None if extractor is None else _plain(cfg.pose),
+                  "smooth": _plain(mo.smooth)}, write_driving_poses)
+
+    def write_camera() -> None:
+        if cams is not None:
+            traj = cams.value
+        else:
+            seq = read_poses(p("motion/poses.json"))
+            src = frames()
+            h, w = src.frames.shape[1:3]
+            masks = pose_masks(align_poses(seq, CharacterFrame((0, 0, w, h), w, h), "none"))
+            result = tracker(src.frames, intrinsics_from_fov(cfg.fov, w, h), masks[:len(src.frames)])
+            for warning in result.warnings:
+                log.warning("camera tracking: %s", warning)
+            traj = result.trajectory
+            traj = rescale_intrinsics(traj, width, height)
+            index = frame_index(len(traj), cfg.frames, mo.too_short, f"driving={cfg.driving}")
+            traj = Trajectory(traj.w2c[index], traj.K[index], width, height)
+        write_trajectory(p("motion/camera.json"), traj, format="json", fps=cfg.fps)
+
+    camera_deps = ({**cams.deps, "camera": cams.path} if cams is not None else
+                   {**driving, "camtrack": _plain(cfg.camtrack), "fov": cfg.fov,
+                    "frames": cfg.frames, "poses": p("motion/poses.json"),
+                    "size": [width, height]})
+    run_dir.step("motion/camera", ["motion/camera.json"], camera_deps, write_camera)
+
+    def write_aligned() -> None:
+        aligned = align_poses(read_poses(p("motion/poses.json")), character, mo.align,
+                              transition=mo.transition, keep_length=True,
+                              name="motion/poses.json")
+        write_poses(p("motion/poses_aligned.json"), aligned)
+
+    run_dir.step("motion/align", ["motion/poses_aligned.json"],
+                 {"poses": p("motion/poses.json"), "align": mo.align,
+                  "transition": mo.transition, "character": list(character.box),
+                  "size": [width, height]}, write_aligned)
+
+    def write_videos() -> None:
+        aligned = read_poses(p("motion/poses_aligned.json"))
+        write_pose_videos(p("animate"), aligned, fps=cfg.fps)
+        m = cfg.mask
+        masks = pose_masks(aligned, dilate=m.dilate, face_margin=m.face_margin,
+                           hand_margin=m.hand_margin, shape=m.shape)
+        write_video(p("animate/mask.mp4"), mask_video(masks), fps=cfg.fps)
+
+    run_dir.step("motion/videos", ["animate/pose_body.mp4", "animate/pose_face.mp4",
+                                   "animate/pose_hand.mp4", "animate/mask.mp4"],
+                 {"aligned": p("motion/poses_aligned.json"), "mask": _plain(cfg.mask),
+                  "fps": cfg.fps}, write_videos)
+
+    def write_preview() -> None:
+        aligned = read_poses(p("motion/poses_aligned.json"))
+        traj = read_trajectory(p("motion/camera.json"), width, height, np.eye(3))
+        rgb = resize(art.rgb, (width, height))[0]
+        save_image(p("motion/preview.png"), motion_preview(rgb, aligned, traj))
+
     run_dir.step("motion/preview", ["motion/preview.png"],
-                 {"image": image_path, "poses": run_dir.path("motion/poses.json"),
-                  "camera": run_dir.path("motion/camera.json")},
-                 lambda: save_image(run_dir.path("motion/preview.png"),
-                                    motion_preview(art.rgb, poses.value, cams.value)))
-    log.info("motion: %d frames at %g fps, %dx%d, written to %s", cfg.frames, cfg.fps, width,
-             height, run_dir.root)
+                 {"image": image_path, "aligned": p("motion/poses_aligned.json"),
+                  "camera": p("motion/camera.json")}, write_preview)
+    n = len(read_json(p("motion/poses_aligned.json"))["frames"])
+    log.info("motion: %d frames at %g fps, %dx%d, written to %s", n, cfg.fps, width, height,
+             run_dir.root)
+
+
+def _character(cfg: DictConfig, art, width: int, height: int) -> CharacterFrame:
+    """Where the character stands in the working frame, for pose alignment.
+
+    From ``character_pose=`` (the art's own pose), the sample's pose for the sample art, the
+    scene stage's cut-out, or the art's alpha; ``motion.align=none`` needs none of them.
+    """
+    whole = CharacterFrame((0, 0, width, height), width, height)
+    pose_path = input_file(cfg.character_pose, "character_pose",
+                           assets.ART_POSE if cfg.image is None else None)
+    if pose_path is not None:
+        name = f"character_pose={cfg.character_pose or pose_path}"
+        own = align_poses(read_pose_file(pose_path, name, cfg.fps), whole, "none", name=name)
+        return CharacterFrame.from_pose(own, name=name)
+    cut = None
+    scene_cut = Path(cfg.out) / "scene/character.png"
+    if scene_cut.is_file():
+        cut = load_image(scene_cut).alpha
+    elif art.alpha is not None and (art.alpha < 0.99).any():
+        cut = art.alpha
+    if cut is not None:
+        return CharacterFrame.from_mask(resize(cut, (width, height))[0] >= 0.5,
+                                        name="the character's mask")
+    if cfg.motion.align == "none":
+        return whole
+    raise InputError(f"motion.align={cfg.motion.align}",
+                     "needs the character's placement: give character_pose=FILE (the art's own "
+                     "pose), an image with alpha, or run stage=scene first; or set "
+                     "motion.align=none")
+
+
+def _plain(node):
+    return OmegaConf.to_container(node, resolve=True)

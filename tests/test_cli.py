@@ -9,7 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dreamdance import assets
 from dreamdance.camera import intrinsics_from_fov, preset
+from dreamdance.media import read_video
+from dreamdance.motion.align import pose_box, pose_frame
+from dreamdance.motion.poses import read_poses
 from dreamdance.trajectory import write_trajectory
 
 FAST = ["frames=9", "resolution=128"]
@@ -32,18 +36,29 @@ def test_sample_run_then_resume_then_force(tmp_path):
     out = tmp_path / "run"
     first = cli(f"out={out}", *FAST)
     assert first.returncode == 0, first.stderr
-    assert artifacts(out) == ["manifest.json", "motion/camera.json", "motion/poses.json",
-                             "motion/preview.png"]
+    assert artifacts(out) == ["animate/mask.mp4", "animate/pose_body.mp4",
+                             "animate/pose_face.mp4", "animate/pose_hand.mp4", "manifest.json",
+                             "motion/camera.json", "motion/poses.json",
+                             "motion/poses_aligned.json", "motion/preview.png"]
     cams = json.loads((out / "motion/camera.json").read_text())
     assert len(cams["frames"]) == 9 and cams["frames"][0]["width"] == 128
     np.testing.assert_allclose(cams["frames"][0]["w2c"], np.eye(4), atol=1e-12)
     poses = json.loads((out / "motion/poses.json").read_text())
     assert len(poses["frames"]) == 9 and poses["fps"] == 8
+    # the dance is aligned onto the sample character: same height, feet at the same place
+    aligned = read_poses(out / "motion/poses_aligned.json")
+    own = read_poses(assets.sample_path(assets.ART_POSE))
+    assert (aligned.width, aligned.height) == (128, 128)
+    a = np.array(pose_box(pose_frame(aligned, 0)))
+    c = np.array(pose_box(pose_frame(own, 0))) * 128 / 512
+    np.testing.assert_allclose(a[3] - a[1], c[3] - c[1], rtol=1e-3)   # height
+    np.testing.assert_allclose([(a[0] + a[2]) / 2, a[3]], [(c[0] + c[2]) / 2, c[3]], atol=0.05)
+    assert len(read_video(out / "animate/mask.mp4").frames) == 9
     stamp = (out / "motion/camera.json").stat().st_mtime_ns
 
     again = cli(f"out={out}", *FAST)
     assert again.returncode == 0
-    assert again.stdout.count("unchanged, skipped") == 3
+    assert again.stdout.count("unchanged, skipped") == 5
     assert (out / "motion/camera.json").stat().st_mtime_ns == stamp
 
     changed = cli(f"out={out}", "frames=9", "resolution=160")  # camera changes, poses do not
@@ -52,7 +67,7 @@ def test_sample_run_then_resume_then_force(tmp_path):
     assert "step motion/preview: running" in changed.stdout  # its input file changed
 
     forced = cli(f"out={out}", "frames=9", "resolution=160", "force=true")
-    assert forced.stdout.count(": running") == 3
+    assert forced.stdout.count(": running") == 5
     assert list((out / "logs").glob("*-motion.log"))
 
 
@@ -128,11 +143,11 @@ def test_bad_input_exits_2_with_one_line(tmp_path, case):
     assert not list(out.rglob(".*tmp-*"))
 
 
-def test_driving_video_without_poses_is_reported_not_faked(tmp_path):
+def test_driving_video_needs_the_pose_backend_weights(tmp_path):
     from dreamdance.media import write_video
 
     write_video(tmp_path / "dance.mp4", np.zeros((3, 32, 32, 3), np.uint8), fps=8)
     result = cli(f"out={tmp_path / 'out'}", f"driving={tmp_path / 'dance.mp4'}", *FAST)
     assert result.returncode == 2
-    assert "not available in this version; give poses= and camera= instead" in result.stderr
+    assert "pose.det_model: not set" in result.stderr
     assert artifacts(tmp_path / "out") == []

@@ -240,11 +240,11 @@ def test_config_builds_the_extractor(models):
     conf = Path(__file__).resolve().parents[1] / "conf"
     det, pose = models
     with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-        cfg = compose("config", overrides=["+pose=dwpose", "device=cpu",
+        cfg = compose("config", overrides=["pose=dwpose", "device=cpu",
                                            f"pose.det_model={det}", f"pose.pose_model={pose}"])
         ex = build(cfg.pose)
         assert isinstance(ex, DWPoseExtractor) and ex.device == "cpu"
         assert (ex.det_threshold, ex.max_people) == (0.3, 4)
-        cfg = compose("config", overrides=["+pose=dwpose", "device=cpu"])
+        cfg = compose("config", overrides=["pose=dwpose", "device=cpu"])
         with pytest.raises(InputError, match=r"^pose.det_model: not set"):
             build(cfg.pose)

@@ -161,6 +161,17 @@ def resample_poses(poses: PoseSequence, n: int) -> PoseSequence:
 TOO_SHORT = ("refuse", "hold", "loop")
 
 
+def frame_index(n: int, frames: int, too_short: str = "refuse", name: str = "poses") -> np.ndarray:
+    """Indices of the first ``frames`` of ``n``; when ``n < frames``: refuse (``InputError``
+    naming ``name``), ``hold`` the last, or ``loop``. [frames] int"""
+    if n >= frames:
+        return np.arange(frames)
+    if too_short == "refuse":
+        raise InputError(name, f"{n} frames, fewer than frames={frames} "
+                               "(lower frames, or set motion.too_short=hold or loop)")
+    return np.minimum(np.arange(frames), n - 1) if too_short == "hold" else np.arange(frames) % n
+
+
 def fit_to_frames(poses: PoseSequence, frames: int, fps: float, too_short: str = "refuse",
                   name: str = "poses") -> PoseSequence:
     """Retime ``poses`` to ``fps`` and take its first ``frames`` frames.
@@ -172,15 +183,7 @@ def fit_to_frames(poses: PoseSequence, frames: int, fps: float, too_short: str =
         raise InputError(f"motion.too_short={too_short}", f"must be one of {', '.join(TOO_SHORT)}")
     if abs(poses.fps - fps) > 1e-6 and len(poses) > 1:
         poses = resample_poses(poses, round((len(poses) - 1) * fps / poses.fps) + 1)
-    n = len(poses)
-    if n < frames:
-        if too_short == "refuse":
-            raise InputError(name, f"{n} frames at {fps:g} fps, fewer than frames={frames} "
-                                   "(lower frames, or set motion.too_short=hold or loop)")
-        index = (np.minimum(np.arange(frames), n - 1) if too_short == "hold"
-                 else np.arange(frames) % n)
-    else:
-        index = np.arange(frames)
+    index = frame_index(len(poses), frames, too_short, name=name)
     return PoseSequence(**{part: getattr(poses, part)[index] for part in PARTS},
                         width=poses.width, height=poses.height, fps=float(fps),
                         driver=poses.driver)

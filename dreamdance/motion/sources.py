@@ -9,12 +9,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from dreamdance import assets
 from dreamdance.camera import PRESETS, Trajectory, intrinsics_from_fov, resample
 from dreamdance.errors import InputError
 from dreamdance.inputs import input_file
-from dreamdance.media import read_video
+from dreamdance.media import Video, read_video
+from dreamdance.motion.openpose import read_openpose
 from dreamdance.motion.poses import PoseSequence, fit_to_frames, read_poses
+from dreamdance.motion.smooth import fill_gaps, one_euro, sanitize
 from dreamdance.trajectory import load_camera
 
 log = logging.getLogger(__name__)
@@ -31,25 +35,70 @@ class Source:
     deps: dict[str, Any]
 
 
-def check_driving(cfg: Any) -> None:
-    """A driving video must be readable; extracting motion from it is not available yet, so
-    ``poses=`` and ``camera=`` must be given with it."""
+def driving_video(cfg: Any, max_frames: int | None = None) -> Video | None:
+    """``driving=`` read and sampled at ``fps`` (nearest source frame by time, from the
+    container's nominal rate; a variable-frame-rate file is sampled by that nominal rate), at
+    most ``max_frames`` frames. None without ``driving=``."""
     if cfg.driving is None:
-        return
-    read_video(input_file(cfg.driving, "driving"), name=f"driving={cfg.driving}", max_frames=1)
-    missing = [f"{k}=" for k in ("poses", "camera") if cfg[k] is None]
-    if missing:
-        raise InputError(f"driving={cfg.driving}", "extracting motion from a video is not "
-                         f"available in this version; give {' and '.join(missing)} instead")
+        return None
+    path = input_file(cfg.driving, "driving")
+    name = f"driving={cfg.driving}"
+    video = read_video(path, name=name)
+    n_out = int(np.floor((len(video.frames) - 1) * cfg.fps / video.fps)) + 1
+    if max_frames is not None:
+        n_out = min(n_out, max_frames)
+    index = np.minimum(np.round(np.arange(n_out) * video.fps / cfg.fps).astype(int),
+                       len(video.frames) - 1)
+    return Video(video.frames[index], float(cfg.fps))
+
+
+def check_driving(cfg: Any) -> None:
+    """A driving video must exist and hold decodable frames (checked on its first frame)."""
+    if cfg.driving is not None:
+        read_video(input_file(cfg.driving, "driving"), name=f"driving={cfg.driving}",
+                   max_frames=1)
+
+
+def read_pose_file(path: Path, name: str, fps: float) -> PoseSequence:
+    """Our pose file, or OpenPose/DWPose per-frame JSON (a file or a folder of them)."""
+    if path.is_dir():
+        return read_openpose(path, fps=fps, name=name)
+    try:
+        head = path.read_text(encoding="utf-8", errors="replace")[:4096]
+    except OSError as e:
+        raise InputError(name, f"cannot be read ({e.strerror})") from None
+    if '"people"' in head and "dreamdance-poses" not in head:
+        return read_openpose(path, fps=fps, name=name)
+    return read_poses(path, name=name)
 
 
 def poses_source(cfg: Any, too_short: str) -> Source:
-    """``poses=`` (or the sample dance) retimed to ``fps`` and fitted to ``frames``."""
-    path = input_file(cfg.poses, "poses", assets.DANCE)
+    """``poses=`` (ours or OpenPose JSON; the sample dance when null and there is no
+    ``driving=``) retimed to ``fps`` and fitted to ``frames``. Poses extracted from a driving
+    video are made by :func:`extract_poses`, not here."""
+    path = input_file(cfg.poses, "poses", None if cfg.driving is not None else assets.DANCE)
+    deps = {"frames": cfg.frames, "fps": cfg.fps, "too_short": too_short}
+    if path is None:
+        return Source(None, None, deps)
     name = f"poses={cfg.poses or path}"
-    poses: PoseSequence = fit_to_frames(read_poses(path, name=name), cfg.frames, cfg.fps,
-                                        too_short, name=name)
-    return Source(poses, path, {"frames": cfg.frames, "fps": cfg.fps, "too_short": too_short})
+    poses = fit_to_frames(read_pose_file(path, name, cfg.fps), cfg.frames, cfg.fps, too_short,
+                          name=name)
+    return Source(sanitize(poses, name), path, deps)
+
+
+def extract_poses(video: Video, extractor: Any, cfg: Any, smooth: Any) -> PoseSequence:
+    """Poses of ``video`` by ``extractor`` (a pose backend), gaps filled and smoothed, fitted
+    to ``frames``. No person anywhere is an error naming ``driving=``."""
+    name = f"driving={cfg.driving}"
+    poses = extractor(video.frames, fps=video.fps)
+    if poses.num_people == 0:
+        raise InputError(name, "no person found in the video (check the pose backend's "
+                               "weights, or give poses=)")
+    poses = sanitize(poses, name)
+    if smooth.enabled:
+        poses = fill_gaps(poses, max_gap=smooth.max_gap)
+        poses = one_euro(poses, min_cutoff=smooth.min_cutoff, beta=smooth.beta)
+    return fit_to_frames(poses, cfg.frames, cfg.fps, cfg.motion.too_short, name=name)
 
 
 def camera_source(cfg: Any, width: int, height: int, length: str = "resample",
