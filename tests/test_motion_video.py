@@ -4,6 +4,7 @@ made in the test), the camera tracked in the video, alignment, pose and mask vid
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 from test_camera_track import W, make_scene, orbit_path, render, rotation_errors
@@ -11,6 +12,8 @@ from test_dwpose import BOX_A, detector, pose_model
 
 from dreamdance.media import read_video, write_video
 from dreamdance.motion.poses import read_poses
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_motion_from_a_driving_video(tmp_path):
@@ -36,3 +39,15 @@ def test_motion_from_a_driving_video(tmp_path):
     assert errors.max() < 2.5, errors
     for name in ("pose_body", "pose_face", "pose_hand", "mask"):
         assert len(read_video(out / f"animate/{name}.mp4").frames) == 12
+
+
+def test_extract_motion_tool_runs_the_motion_stage(tmp_path):
+    out = tmp_path / "run"
+    ok = subprocess.run([sys.executable, "-m", "tools.extract_motion", f"out={out}", "frames=5",
+                         "resolution=96"], capture_output=True, text=True, timeout=120,
+                        cwd=ROOT)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert len(read_poses(out / "motion/poses_aligned.json")) == 5
+    bad = subprocess.run([sys.executable, "-m", "tools.extract_motion", "stage=scene"],
+                         capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert bad.returncode == 2 and "always runs stage=motion" in bad.stderr
