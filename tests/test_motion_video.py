@@ -51,3 +51,20 @@ def test_extract_motion_tool_runs_the_motion_stage(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "tools.extract_motion", "stage=scene"],
                          capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert bad.returncode == 2 and "always runs stage=motion" in bad.stderr
+
+
+def test_a_video_with_no_person_is_refused(tmp_path):
+    write_video(tmp_path / "empty.mp4", np.full((4, 64, 96, 3), 90, np.uint8), fps=8)
+    det = detector(tmp_path / "yolox_l.onnx", [])
+    pose = pose_model(tmp_path / "dw-ll_ucoco_384.onnx")
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "dreamdance.run", "stage=motion", f"out={out}", "frames=4",
+         f"driving={tmp_path / 'empty.mp4'}", "camera=static", f"pose.det_model={det}",
+         f"pose.pose_model={pose}"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [  # (the progress bar of the extraction shares stderr)
+        f"error: driving={tmp_path / 'empty.mp4'}: no person found in the video (check the pose "
+        "backend's weights, or give poses=)"]
+    assert not (out / "motion/poses.json").exists()
