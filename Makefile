@@ -24,7 +24,11 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m dreamdance.run stage=motion out=$(DEMO_OUT)
 	$(BIN)/python -m dreamdance.run stage=scene out=$(DEMO_OUT)
-	@echo "demo: see $(DEMO_OUT)/motion/preview.png and $(DEMO_OUT)/scene/preview.png"
+	$(BIN)/python -m dreamdance.run stage=animate model=preview out=$(DEMO_OUT)
+	@echo "demo: see $(DEMO_OUT)/motion/preview.png, $(DEMO_OUT)/scene/preview.png and"
+	@echo "      $(DEMO_OUT)/animate/animation.mp4 (model=preview: the layout check, no diffusion)."
+	@echo "The real model (trained DreamDance weights; see README) runs as:"
+	@echo "  python -m dreamdance.run stage=animate model=cogvideox out=$(DEMO_OUT) device=cuda"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,0 +1,65 @@
+"""stage=animate with model=preview: the layout check over the run directory."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from dreamdance.animate.compose import alpha_box, composite_preview, paste_matrix
+from dreamdance.media import read_video
+from dreamdance.motion.poses import PARTS, PoseSequence
+
+RUN = ["frames=5", "resolution=128", "stage.build_resolution=64",
+       "stage.build.reference_steps=10", "stage.build.view_steps=3",
+       "stage.spiral.candidates=8", "stage.spiral.views=1", "stage.custom.views=1"]
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "dreamdance.run", *map(str, args)],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_paste_matrix_maps_box_onto_box():
+    M = paste_matrix((10, 20, 30, 60), (100, 50, 120, 130))  # height 40 -> 80
+    feet = M @ np.array([20, 60, 1.0])
+    top = M @ np.array([20, 20, 1.0])
+    np.testing.assert_allclose(feet, [110, 130])
+    np.testing.assert_allclose(top, [110, 50])
+
+
+def test_composite_follows_the_pose_box():
+    h = w = 64
+    character = np.zeros((h, w, 4), np.float32)
+    character[10:50, 20:40] = [1, 0, 0, 1]  # a red figure, box (20, 10, 40, 50)
+    body = np.zeros((2, 1, 18, 3), np.float32)
+    body[:, 0, 0] = [30, 20, 1]   # nose
+    body[:, 0, 10] = [30, 40, 1]  # ankle
+    body[1, 0, :, 0] += 15        # frame 1: moved right by 15 px
+    arrays = {k: np.zeros((2, 1, n, 3), np.float32) for k, n in PARTS.items()}
+    arrays["body"] = body
+    poses = PoseSequence(**arrays, width=w, height=h, fps=8)
+    out = composite_preview(character, np.zeros((2, h, w, 3), np.float32), poses,
+                            np.zeros((2, h, w), bool))
+    for t in range(2):
+        red = out[t, ..., 0] > 0.5
+        x0, y0, x1, y1 = alpha_box(red.astype(np.float32))
+        assert abs((x0 + x1) / 2 - (30 + 15 * t)) <= 1  # centred on the pose
+        assert y1 == pytest.approx(41, abs=1)            # feet on the pose's box bottom
+
+
+def test_animate_preview_end_to_end(tmp_path):
+    out = tmp_path / "run"
+    early = cli("stage=animate", f"out={out}")
+    assert early.returncode == 2 and "run stage=scene with the same out= first" in early.stderr
+    for stage in ("motion", "scene", "animate"):
+        r = cli(f"stage={stage}", f"out={out}", *RUN[:2], *(RUN[2:] if stage == "scene" else []))
+        assert r.returncode == 0, (stage, r.stderr[-2000:])
+    video = read_video(out / "animate/animation.mp4")
+    assert video.frames.shape == (5, 128, 128, 3)
+    unknown = cli("stage=animate", f"out={out}", "model=cogvideox", *RUN[:2])
+    assert unknown.returncode == 2
+    mismatch = cli("stage=motion", f"out={out}", "frames=6", "resolution=128")
+    assert mismatch.returncode == 0
+    again = cli("stage=animate", f"out={out}", "frames=6", "resolution=128")
+    assert again.returncode == 2 and "frame counts disagree" in again.stderr
