@@ -1,0 +1,233 @@
+import logging
+
+import numpy as np
+import pytest
+import torch
+from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, ConfigMixin, ModelMixin
+from diffusers.configuration_utils import register_to_config
+from diffusers.models.modeling_outputs import Transformer2DModelOutput
+from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+
+from dreamdance.animate.pipeline import DreamDancePipeline
+from dreamdance.animate.transformer import DreamDanceTransformer3DModel
+
+H, W = 32, 48
+
+
+class PerPositionTransformer(ModelMixin, ConfigMixin):
+    """Stand-in with the DreamDance transformer's signature: a per-position linear map of the
+    inputs, so its prediction at a latent position depends on nothing at other positions."""
+
+    @register_to_config
+    def __init__(self, patch_size: int = 2, patch_size_t: int | None = None,
+                 use_rotary_positional_embeddings: bool = True, attention_head_dim: int = 16,
+                 sample_height: int = 8, sample_width: int = 8, ofs_embed_dim: int | None = None,
+                 clip_dim: int = 32):
+        super().__init__()
+        self.latent = torch.nn.Linear(16, 16)
+        self.background = torch.nn.Linear(32, 16)
+        self.pose = torch.nn.Linear(48, 16)
+        self.character = torch.nn.Linear(16, 16)
+        self.image = torch.nn.Linear(clip_dim, 16)
+        self.calls = []  # (latent frames, conditional?) per call
+
+    def forward(self, hidden_states, background, timestep, image_embeds=None, pose=None,
+                character=None, ofs=None, image_rotary_emb=None, attention_kwargs=None,
+                return_dict=True):
+        b, f, c, h, w = hidden_states.shape
+        assert background.shape == (b, f, 32, h, w), background.shape
+        assert (pose is None) == (character is None)
+        assert timestep.shape == (b,), timestep.shape
+        assert (ofs is not None) == (self.config.ofs_embed_dim is not None)
+        if self.config.use_rotary_positional_embeddings:
+            p, p_t = self.config.patch_size, self.config.patch_size_t or 1
+            assert f % p_t == 0, f
+            assert image_rotary_emb[0].shape[0] == f // p_t * (h // p) * (w // p)
+        self.calls.append((f, pose is not None))
+
+        out = self.latent(hidden_states.movedim(2, -1)) + self.background(background.movedim(2, -1))
+        if pose is not None:
+            assert pose.shape == (b, f, 48, h, w) and character.shape == (b, f, 16, h, w)
+            out = out + self.pose(pose.movedim(2, -1)) + self.character(character.movedim(2, -1))
+        out = out + self.image(image_embeds.mean(1))[:, None, None, None]
+        out = (out + timestep.float()[:, None, None, None, None] / 1000).movedim(-1, 2)
+        return Transformer2DModelOutput(sample=out) if return_dict else (out,)
+
+
+def make_pipeline(patch_size_t=None, ofs_embed_dim=None, transformer=None):
+    torch.manual_seed(0)
+    vae = AutoencoderKLCogVideoX(
+        block_out_channels=(8, 8, 8, 8), latent_channels=16, layers_per_block=1,
+        norm_num_groups=2, temporal_compression_ratio=4,
+        down_block_types=("CogVideoXDownBlock3D",) * 4, up_block_types=("CogVideoXUpBlock3D",) * 4)
+    torch.manual_seed(0)
+    transformer = transformer or PerPositionTransformer(patch_size_t=patch_size_t,
+                                                        ofs_embed_dim=ofs_embed_dim)
+    scheduler = CogVideoXDDIMScheduler(
+        prediction_type="v_prediction", timestep_spacing="trailing", rescale_betas_zero_snr=True,
+        beta_schedule="scaled_linear", clip_sample=False)
+    torch.manual_seed(0)
+    image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
+        hidden_size=32, image_size=32, patch_size=8, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=37, projection_dim=32))
+    feature_extractor = CLIPImageProcessor(size={"shortest_edge": 32},
+                                           crop_size={"height": 32, "width": 32})
+    pipe = DreamDancePipeline(vae=vae, transformer=transformer, scheduler=scheduler,
+                              image_encoder=image_encoder, feature_extractor=feature_extractor)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def make_inputs(frames=10, height=H, width=W, seed=0):
+    rng = np.random.default_rng(seed)
+    character = rng.random((height, width, 4), dtype=np.float32)
+    character[..., 3] = 0
+    character[height // 4: 3 * height // 4, width // 3: 2 * width // 3, 3] = 1
+    return dict(
+        character=character,
+        background_video=rng.integers(0, 256, (frames, height, width, 3), dtype=np.uint8),
+        mask_video=(rng.random((frames, height, width)) > 0.5).astype(np.float32),
+        pose_videos={k: rng.random((frames, height, width, 3), dtype=np.float32)
+                     for k in ("face", "hand", "body")},
+    )
+
+
+def run(pipe, seed=0, **kwargs):
+    args = make_inputs(kwargs.pop("frames", 10)) | dict(num_inference_steps=2, output_type="pt")
+    return pipe(**(args | kwargs), generator=torch.Generator().manual_seed(seed)).frames
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread (and do not slow down on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return make_pipeline()
+
+
+@pytest.mark.parametrize("frames", [7, 10, 1])
+def test_returns_exactly_the_requested_frames(pipe, frames):
+    video = pipe(**make_inputs(frames), num_inference_steps=2,
+                 generator=torch.Generator().manual_seed(0)).frames
+    assert video.shape == (1, frames, H, W, 3)
+    assert video.dtype == np.float32 and video.min() >= 0 and video.max() <= 1
+
+
+def test_fewer_frames_than_the_inputs(pipe):
+    assert run(pipe, frames=10, num_frames=6).shape == (1, 6, 3, H, W)
+
+
+def test_deterministic_under_a_seed(pipe):
+    a, b, c = run(pipe, seed=1), run(pipe, seed=1), run(pipe, seed=2)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert (a - c).abs().max() > 1e-3
+
+
+def test_guidance_one_is_one_call_per_step(pipe):
+    pipe.transformer.calls.clear()
+    plain = run(pipe, guidance_scale=1.0)
+    assert pipe.transformer.calls == [(4, True)] * 2  # 10 frames -> 13 -> 4 latents
+    pipe.transformer.calls.clear()
+    guided = run(pipe, guidance_scale=3.0)
+    assert sorted(pipe.transformer.calls) == [(4, False)] * 2 + [(4, True)] * 2
+    assert (plain - guided).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("guidance_scale", [1.0, 4.0])
+def test_windows_agree_with_one_window_for_a_per_position_model(pipe, guidance_scale):
+    args = dict(frames=21, guidance_scale=guidance_scale, output_type="latent")  # 6 latents
+    whole = run(pipe, **args)
+    pipe.transformer.calls.clear()
+    windowed = run(pipe, window=2, overlap=1, **args)  # 5 windows
+    assert {f for f, _ in pipe.transformer.calls} == {2}
+    assert len(pipe.transformer.calls) == 5 * 2 * (2 if guidance_scale > 1 else 1)
+    torch.testing.assert_close(windowed, whole)
+
+
+def test_cogvideox_1_5_layout_pads_latents_to_even():
+    pipe = make_pipeline(patch_size_t=2, ofs_embed_dim=64)
+    assert [pipe.padded_frames(n) for n in (1, 5, 7, 9, 10, 13)] == [5, 5, 13, 13, 13, 13]
+    assert run(pipe, frames=7).shape == (1, 7, 3, H, W)
+    pipe.transformer.calls.clear()
+    windowed = run(pipe, frames=21, window=4, overlap=2, output_type="latent")
+    assert {f for f, _ in pipe.transformer.calls} == {4}
+    torch.testing.assert_close(windowed, run(pipe, frames=21, output_type="latent"))
+    with pytest.raises(ValueError, match="window"):
+        run(pipe, frames=21, window=3, overlap=1)
+
+
+def test_size_is_rounded_to_a_multiple_of_16_with_a_warning(pipe, caplog):
+    with caplog.at_level(logging.WARNING, logger="dreamdance.animate.pipeline"):
+        video = run(pipe, frames=5, height=30, width=52)
+    assert video.shape == (1, 5, 3, 32, 48)
+    assert "multiple of 16" in caplog.text
+
+
+def test_pil_output_and_callback(pipe):
+    steps = []
+
+    def callback(p, i, t, tensors):
+        steps.append(i)
+        return {"latents": tensors["latents"]}
+
+    frames = run(pipe, frames=5, output_type="pil", num_inference_steps=3,
+                 callback_on_step_end=callback)
+    assert len(frames) == 1 and len(frames[0]) == 5 and frames[0][0].size == (W, H)
+    assert steps == [0, 1, 2]
+
+
+def _nan(x):
+    x = np.array(x, dtype=np.float32)
+    x.flat[0] = np.nan
+    return x
+
+
+BAD = [
+    (lambda a: a | dict(mask_video=a["mask_video"][:9]), "mask_video"),
+    (lambda a: a | dict(pose_videos=a["pose_videos"] | dict(hand=a["pose_videos"]["hand"][:8])),
+     "hand"),
+    (lambda a: a | dict(pose_videos={"face": a["pose_videos"]["face"]}), "pose_videos"),
+    (lambda a: a | dict(character=a["character"][..., :3]), "alpha"),
+    (lambda a: a | dict(mask_video=_nan(a["mask_video"])), "mask_video"),
+    (lambda a: a | dict(background_video=_nan(a["background_video"])), "background_video"),
+    (lambda a: a | dict(character=_nan(a["character"])), "character"),
+    (lambda a: a | dict(num_inference_steps=0), "num_inference_steps"),
+    (lambda a: a | dict(pose_videos=a["pose_videos"] | dict(body=a["pose_videos"]["body"] * 2)),
+     "body"),
+    (lambda a: a | dict(guidance_scale=0.5), "guidance_scale"),
+    (lambda a: a | dict(num_frames=11), "num_frames"),
+    (lambda a: a | dict(window=3, overlap=3), "overlap"),
+    (lambda a: a | dict(output_type="gif"), "output_type"),
+    (lambda a: a | dict(latents=torch.zeros(1, 2, 16, 4, 6)), "latents"),
+]
+
+
+@pytest.mark.parametrize("change, name", BAD)
+def test_bad_inputs_raise_naming_the_input(pipe, change, name):
+    with pytest.raises(ValueError, match=name):
+        pipe(**change(make_inputs(10) | dict(num_inference_steps=1)))
+
+
+LAYOUTS = [dict(), dict(patch_size_t=2, ofs_embed_dim=32, patch_bias=False)]  # 1.0, 1.5
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_runs_with_a_tiny_dreamdance_transformer(layout):
+    torch.manual_seed(0)
+    transformer = DreamDanceTransformer3DModel(
+        num_attention_heads=2, attention_head_dim=16, in_channels=48, out_channels=16,
+        time_embed_dim=32, text_embed_dim=16, num_layers=1, sample_width=8, sample_height=8,
+        sample_frames=9, max_text_seq_length=8, use_rotary_positional_embeddings=True,
+        clip_embed_dim=32, **layout).eval()
+    pipe = make_pipeline(transformer=transformer)
+    whole = run(pipe, frames=21, output_type="latent")
+    windowed = run(pipe, frames=21, window=4, overlap=2, output_type="latent")
+    assert whole.shape == windowed.shape == (1, 6, 16, H // 8, W // 8)
+    assert torch.isfinite(windowed).all() and (whole - windowed).abs().max() > 0
+    assert run(pipe, frames=7, guidance_scale=1.0).shape == (1, 7, 3, H, W)
