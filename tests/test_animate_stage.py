@@ -57,8 +57,14 @@ def test_animate_preview_end_to_end(tmp_path):
         assert r.returncode == 0, (stage, r.stderr[-2000:])
     video = read_video(out / "animate/animation.mp4")
     assert video.frames.shape == (5, 128, 128, 3)
-    unknown = cli("stage=animate", f"out={out}", "model=cogvideox", *RUN[:2])
-    assert unknown.returncode == 2
+    tiny = cli("stage=animate", f"out={out}", "model=tiny", "force=true", *RUN[:2])
+    assert tiny.returncode == 0, tiny.stderr[-2000:]
+    assert "the animation is noise" in tiny.stdout
+    noise = read_video(out / "animate/animation.mp4")
+    assert noise.frames.shape == (5, 128, 128, 3)
+    assert np.abs(noise.frames.astype(float) - video.frames).mean() > 5  # not the preview
+    real = cli("stage=animate", f"out={out}", "model=cogvideox", *RUN[:2])
+    assert real.returncode == 2 and "weights.cogvideox: not set" in real.stderr
     mismatch = cli("stage=motion", f"out={out}", "frames=6", "resolution=128")
     assert mismatch.returncode == 0
     again = cli("stage=animate", f"out={out}", "frames=6", "resolution=128")

@@ -1,0 +1,64 @@
+"""model=cogvideox loads its components from local folders through the same code as real
+weights; here the folders hold tiny random models saved in the test."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from diffusers import CogVideoXTransformer3DModel
+
+from dreamdance.animate.components import cogvideox_components, tiny_components
+from dreamdance.animate.pipeline import DreamDancePipeline
+from dreamdance.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("weights")
+    parts = tiny_components("1.0")
+    base, clip = root / "CogVideoX-I2V", root / "clip"
+    parts["vae"].save_pretrained(base / "vae")
+    parts["scheduler"].save_pretrained(base / "scheduler")
+    torch.manual_seed(0)
+    CogVideoXTransformer3DModel(
+        num_attention_heads=2, attention_head_dim=16, in_channels=32, out_channels=16,
+        time_embed_dim=32, text_embed_dim=32, num_layers=1, sample_width=8, sample_height=8,
+        sample_frames=9, max_text_seq_length=16, use_rotary_positional_embeddings=True,
+        use_learned_positional_embeddings=True).save_pretrained(base / "transformer")
+    (base / "model_index.json").write_text(json.dumps(
+        {"_class_name": "CogVideoXImageToVideoPipeline", "_diffusers_version": "0.42.1"}))
+    parts["image_encoder"].save_pretrained(clip)
+    parts["feature_extractor"].save_pretrained(clip)
+    return base, clip
+
+
+def test_loads_and_runs_from_local_folders(folders):
+    base, clip = folders
+    parts = cogvideox_components(str(base), None, str(clip), "fp32")
+    assert parts["transformer"].config.in_channels == 48  # widened from the base's 32
+    assert parts["transformer"].config.clip_embed_dim == 32  # the CLIP width
+    pipe = DreamDancePipeline(**parts)
+    pipe.set_progress_bar_config(disable=True)
+    f, h, w = 5, 32, 32
+    rng = np.random.default_rng(0)
+    character = np.concatenate([rng.random((h, w, 3)), np.ones((h, w, 1))], -1)
+    out = pipe(character=character.astype(np.float32),
+               background_video=rng.random((f, h, w, 3)).astype(np.float32),
+               mask_video=np.ones((f, h, w), np.float32),
+               pose_videos={k: np.zeros((f, h, w, 3), np.float32) for k in ("body", "face", "hand")},
+               num_inference_steps=1, guidance_scale=1.0,
+               generator=torch.Generator().manual_seed(0))
+    assert np.asarray(out.frames).shape == (1, f, h, w, 3)
+
+
+def test_refuses_missing_or_wrong_folders(folders, tmp_path):
+    base, clip = folders
+    with pytest.raises(InputError, match="weights.cogvideox: not set"):
+        cogvideox_components(None, None, str(clip))
+    with pytest.raises(InputError, match="weights.clip"):
+        cogvideox_components(str(base), None, str(base))  # a pipeline folder is not CLIP
+    with pytest.raises(InputError, match="model.transformer"):
+        cogvideox_components(str(base), str(tmp_path), str(clip))
+    with pytest.raises(InputError, match="model.dtype"):
+        cogvideox_components(str(base), None, str(clip), "int8")
