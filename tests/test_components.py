@@ -62,3 +62,12 @@ def test_refuses_missing_or_wrong_folders(folders, tmp_path):
         cogvideox_components(str(base), str(tmp_path), str(clip))
     with pytest.raises(InputError, match="model.dtype"):
         cogvideox_components(str(base), None, str(clip), "int8")
+
+
+def test_animate_benchmark_reports_ratios():
+    from tools.bench_animate import per_step, pipeline_overhead
+
+    step = per_step(repeats=1, layers=1, heads=2, head_dim=16, frames=3, size=8)
+    assert step["base_s"] > 0 and step["ours_s"] > 0 and step["ratio"] > 0
+    pipe = pipeline_overhead(repeats=1, steps=1, frames=5, size=32)
+    assert pipe["guidance_1"]["ratio"] > 0 and pipe["guidance_6"]["baseline_s"] > 0
