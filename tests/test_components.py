@@ -69,5 +69,5 @@ def test_animate_benchmark_reports_ratios():
 
     step = per_step(repeats=1, layers=1, heads=2, head_dim=16, frames=3, size=8)
     assert step["base_s"] > 0 and step["ours_s"] > 0 and step["ratio"] > 0
-    pipe = pipeline_overhead(repeats=1, steps=1, frames=5, size=32)
+    pipe = pipeline_overhead(repeats=1, steps=1, frames=5, size=64)  # the base's grid
     assert pipe["guidance_1"]["ratio"] > 0 and pipe["guidance_6"]["baseline_s"] > 0
