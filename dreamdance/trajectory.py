@@ -146,6 +146,8 @@ def parse_text(
 
 
 def _parse_numbers(tokens: list[str]) -> np.ndarray | None:
+    """The tokens as float64, or None when one is not a number (the caller decides: the
+    RealEstate10K URL line, or an error naming the line)."""
     try:
         return np.array([float(tok) for tok in tokens], dtype=np.float64)
     except ValueError:
