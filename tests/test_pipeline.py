@@ -97,13 +97,7 @@ def run(pipe, seed=0, **kwargs):
     return pipe(**(args | kwargs), generator=torch.Generator().manual_seed(seed)).frames
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread (and do not slow down on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -37,13 +37,7 @@ LAYOUTS = {
 FRAMES = {"1.0": 3, "1.5": 4, "sincos": 3}  # latent frames (1.0: the base's 9 video frames)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread (and do not slow down on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_base(layout: str, **overrides) -> CogVideoXTransformer3DModel:
