@@ -90,7 +90,8 @@ def test_preset_and_user_files(tmp_path):
 def test_help_and_cfg(tmp_path):
     help_ = cli("--help")
     assert help_.returncode == 0
-    for word in ("stage: motion", "image", "camera", "Usage: python -m dreamdance.run"):
+    for word in ("stage: animate, motion, scene", "name: motion", "image", "camera",
+                 "Usage: python -m dreamdance.run"):
         assert word in help_.stdout
     cfg = cli("frames=7", "--cfg", "job")
     assert cfg.returncode == 0 and "frames: 7" in cfg.stdout
