@@ -27,7 +27,9 @@ demo: $(STAMP)
 	$(BIN)/python -m dreamdance.run stage=animate model=preview out=$(DEMO_OUT)
 	@echo "demo: see $(DEMO_OUT)/motion/preview.png, $(DEMO_OUT)/scene/preview.png and"
 	@echo "      $(DEMO_OUT)/animate/animation.mp4 (model=preview: the layout check, no diffusion)."
-	@echo "The diffusion model (model=cogvideox) is not wired into the stage in this version yet."
+	@echo "The diffusion model runs as: python -m dreamdance.run stage=animate model=cogvideox \\"
+	@echo "  out=$(DEMO_OUT) device=cuda weights.cogvideox=DIR weights.clip=DIR model.transformer=DIR"
+	@echo "(local folders; no trained DreamDance weights exist yet, see the README)."
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
