@@ -117,13 +117,13 @@ def parse_text(
         if not line or line.startswith("#"):
             continue
         tokens = line.split()
-        values = _parse_numbers(tokens)
-        if values is None:
+        bad = _first_non_number(tokens)
+        if bad is not None:
             if header is None and not rows:
                 header = (number, tokens[0])  # RealEstate10K's URL line
                 continue
-            bad = next(tok for tok in tokens if _parse_numbers([tok]) is None)
             raise InputError(name, f"line {number}: not a number: {bad!r}")
+        values = np.array([float(tok) for tok in tokens], dtype=np.float64)
         if not rows and len(values) not in _COLUMNS_TEXT:
             raise InputError(
                 name,
@@ -145,13 +145,15 @@ def parse_text(
     return _parse_re10k(rows, width, height, name)
 
 
-def _parse_numbers(tokens: list[str]) -> np.ndarray | None:
-    """The tokens as float64, or None when one is not a number (the caller decides: the
-    RealEstate10K URL line, or an error naming the line)."""
-    try:
-        return np.array([float(tok) for tok in tokens], dtype=np.float64)
-    except ValueError:
-        return None
+def _first_non_number(tokens: list[str]) -> str | None:
+    """The first token that does not parse as a number (the caller decides what it means: the
+    RealEstate10K URL line, or an error naming the line); None when all do."""
+    for tok in tokens:
+        try:
+            float(tok)
+        except ValueError:
+            return tok
+    return None
 
 
 def _parse_tum(rows, width, height, K_default, name) -> Trajectory:
