@@ -74,7 +74,8 @@ def cogvideox_components(base: str | None, transformer: str | None, clip: str | 
         base: a CogVideoX image-to-video pipeline folder (its ``vae/`` and ``scheduler/``; its
             ``transformer/`` too when ``transformer`` is None).
         transformer: a DreamDance transformer folder (trained, or made by
-            ``python -m tools.convert_cogvideox``); None converts the base's on the fly — then
+            ``python -m tools.convert_cogvideox``), or a training checkpoint folder holding
+            one in ``transformer/``; None converts the base's on the fly — then
             the gates are zero and the model is the base image-to-video model (logged).
         clip: a CLIPVisionModelWithProjection folder with its image processor.
         dtype: fp32 | fp16 | bf16.
@@ -99,6 +100,8 @@ def cogvideox_components(base: str | None, transformer: str | None, clip: str | 
                                                             clip_embed_dim=clip_width)
     else:
         folder = Path(str(transformer)).expanduser()
+        if (folder / "transformer" / "config.json").is_file():
+            folder = folder / "transformer"  # a training checkpoint folder
         if not (folder / "config.json").is_file():
             raise InputError(f"model.transformer={transformer}",
                              "no config.json: not a DreamDance transformer folder (make one with "

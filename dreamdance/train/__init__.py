@@ -1,0 +1,1 @@
+"""Training the DreamDance transformer: the dataset, its degradations, the loss and the trainer."""

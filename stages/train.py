@@ -1,0 +1,99 @@
+"""stage=train: fine-tune the DreamDance transformer on a dataset folder.
+
+Reads ``data=DIR`` (the layout of :mod:`dreamdance.train.layout`), builds the model (``model=``
+cogvideox from local folders, or tiny), and trains with :class:`dreamdance.train.trainer.Trainer`
+under accelerate; writes ``out/train/checkpoints/``, ``out/train/logs/`` and
+``out/train/validation/``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from dreamdance.errors import InputError
+from dreamdance.inputs import check_common, resolve_device
+from dreamdance.train import checkpoint
+
+log = logging.getLogger(__name__)
+
+MODELS = ("tiny", "cogvideox")
+
+
+def run(cfg: DictConfig) -> None:
+    check_common(cfg)
+    if cfg.data is None:
+        raise InputError("data", "missing: name the dataset folder (data=DIR, made with "
+                                 "python -m tools.prepare_data)")
+    if cfg.model.name not in MODELS:
+        raise InputError(f"model={cfg.model.name}", f"cannot be trained (choose "
+                                                    f"{', '.join(MODELS)})")
+    t = cfg.train
+    resolve_device(cfg.device)
+    folder = Path(cfg.out) / "train"
+    resume = _resume_path(t.resume, folder / "checkpoints", cfg.force)
+
+    from dreamdance.train.dataset import ClipDataset, DatasetConfig
+    from dreamdance.train.trainer import Trainer
+
+    data_cfg = DatasetConfig(**OmegaConf.to_container(t.data, resolve=True))
+    dataset = ClipDataset(cfg.data, data_cfg, seed=cfg.seed, split="train")
+    validation = _validation_sample(cfg, data_cfg)
+    cpu = resolve_device(cfg.device) == "cpu"
+    trainer = Trainer(t, _components(cfg), dataset, folder, seed=cfg.seed, validation=validation,
+                      cpu=cpu)
+    if resume is not None:
+        trainer.resume(resume)
+    losses = trainer.train()
+    if dataset.skipped:
+        log.warning("skipped clips: %s", dict(dataset.skipped))
+    if losses:
+        log.info("trained to step %d: loss %.5f (first %.5f)", trainer.step, losses[-1], losses[0])
+    latest = checkpoint.latest(folder / "checkpoints")
+    if latest is not None and (latest / "transformer").is_dir():
+        log.info("animate with: python -m dreamdance.run stage=animate model=cogvideox "
+                 "model.transformer=%s ...", latest / "transformer")
+
+
+def _resume_path(resume, folder: Path, force: bool) -> Path | None:
+    """The checkpoint to resume from; refuses to silently start over existing checkpoints."""
+    if resume in (None, ""):
+        if checkpoint.checkpoints(folder) and not force:
+            raise InputError(f"out={folder.parent.parent}", "holds training checkpoints: continue "
+                             "with train.resume=latest, or start over with force=true")
+        return None
+    if resume == "latest":
+        found = checkpoint.latest(folder)
+        if found is None:
+            log.info("train.resume=latest: no checkpoint in %s yet, starting at step 0", folder)
+        return found
+    path = Path(str(resume)).expanduser()
+    if not (path / "state.json").is_file():
+        raise InputError(f"train.resume={resume}", "not a checkpoint folder (no state.json)")
+    return path
+
+
+def _validation_sample(cfg: DictConfig, data_cfg):
+    """The first clip of the dataset's ``val`` split, built once; None when there is none."""
+    from dreamdance.train.dataset import ClipDataset
+    from dreamdance.train.layout import read_metadata
+
+    if not cfg.train.validation.every:
+        return None
+    if not any(r.split == "val" for r in read_metadata(cfg.data)):
+        log.warning("no clip with split \"val\" in %s: validation videos are off", cfg.data)
+        return None
+    return ClipDataset(cfg.data, data_cfg, seed=cfg.seed, split="val").sample(0)
+
+
+def _components(cfg: DictConfig) -> dict:
+    from dreamdance.animate.components import cogvideox_components, tiny_components
+
+    m = cfg.model
+    if m.name == "tiny":
+        log.warning("model=tiny: tiny random parts; this checks the training code, it does not "
+                    "train a usable model")
+        return tiny_components(str(m.layout), seed=cfg.seed)
+    return cogvideox_components(m.base, m.transformer, m.clip, m.dtype)
