@@ -145,8 +145,9 @@ class Trainer:
         self.acc.register_load_state_pre_hook(self._load_hook)
         self.validation = validation
         self.step = 0
-        self.history: list[float] = []
-        self.skipped_before = 0
+        self.history: list[float] = []  # loss per step taken
+        self.durations: list[float] = []  # seconds per step taken (checkpoints and validation
+        #                                   excluded)
 
     # -- checkpoint hooks: only the trainable weights are stored ------------------------------
 
@@ -234,6 +235,7 @@ class Trainer:
                    disable=not acc.is_local_main_process)
         start = time.perf_counter()
         while self.step < cfg.steps:
+            tick = time.perf_counter()
             total = torch.zeros((), device=self.device)
             for a in range(cfg.grad_accum):
                 micro = self.step * cfg.grad_accum + a
@@ -255,6 +257,7 @@ class Trainer:
                 raise FloatingPointError(f"loss is {value} at step {self.step}: lower train.lr "
                                          "or check the data")
             self.history.append(value)
+            self.durations.append(time.perf_counter() - tick)
             bar.update()
             bar.set_postfix(loss=f"{value:.4f}")
             self._log(value, time.perf_counter() - start)
