@@ -29,26 +29,33 @@ class PerPositionTransformer(ModelMixin, ConfigMixin):
         self.pose = torch.nn.Linear(48, 16)
         self.character = torch.nn.Linear(16, 16)
         self.image = torch.nn.Linear(clip_dim, 16)
-        self.calls = []  # (latent frames, conditional?) per call
+        self.calls = []  # (latent frames, keep flags per sample) per call
+        self.token_calls = 0
 
-    def forward(self, hidden_states, background, timestep, image_embeds=None, pose=None,
-                character=None, ofs=None, image_rotary_emb=None, attention_kwargs=None,
-                return_dict=True):
+    def condition_tokens(self, pose, character):
+        self.token_calls += 1
+        return self.pose(pose.movedim(2, -1)), self.character(character.movedim(2, -1))
+
+    def forward(self, hidden_states, background, timestep, image_embeds=None, ofs=None,
+                image_rotary_emb=None, attention_kwargs=None, return_dict=True,
+                pose_tokens=None, character_tokens=None, keep_pose=None, keep_character=None):
         b, f, c, h, w = hidden_states.shape
         assert background.shape == (b, f, 32, h, w), background.shape
-        assert (pose is None) == (character is None)
+        assert pose_tokens.shape == character_tokens.shape == (b, f, h, w, 16)
+        assert (keep_pose is None and keep_character is None) or torch.equal(keep_pose,
+                                                                             keep_character)
         assert timestep.shape == (b,), timestep.shape
         assert (ofs is not None) == (self.config.ofs_embed_dim is not None)
         if self.config.use_rotary_positional_embeddings:
             p, p_t = self.config.patch_size, self.config.patch_size_t or 1
             assert f % p_t == 0, f
             assert image_rotary_emb[0].shape[0] == f // p_t * (h // p) * (w // p)
-        self.calls.append((f, pose is not None))
+        keep = torch.ones(b, dtype=torch.bool) if keep_pose is None else keep_pose
+        self.calls.append((f, tuple(keep.tolist())))
 
         out = self.latent(hidden_states.movedim(2, -1)) + self.background(background.movedim(2, -1))
-        if pose is not None:
-            assert pose.shape == (b, f, 48, h, w) and character.shape == (b, f, 16, h, w)
-            out = out + self.pose(pose.movedim(2, -1)) + self.character(character.movedim(2, -1))
+        conditions = pose_tokens + character_tokens  # [B, F, h, w, 16]
+        out = torch.where(keep[:, None, None, None, None], out + conditions, out)
         out = out + self.image(image_embeds.mean(1))[:, None, None, None]
         out = (out + timestep.float()[:, None, None, None, None] / 1000).movedim(-1, 2)
         return Transformer2DModelOutput(sample=out) if return_dict else (out,)
@@ -123,13 +130,15 @@ def test_deterministic_under_a_seed(pipe):
     assert (a - c).abs().max() > 1e-3
 
 
-def test_guidance_one_is_one_call_per_step(pipe):
+def test_one_call_per_step_guidance_as_a_doubled_batch(pipe):
     pipe.transformer.calls.clear()
+    pipe.transformer.token_calls = 0
     plain = run(pipe, guidance_scale=1.0)
-    assert pipe.transformer.calls == [(4, True)] * 2  # 10 frames -> 13 -> 4 latents
+    assert pipe.transformer.calls == [(4, (True,))] * 2  # 10 frames -> 13 -> 4 latents
+    assert pipe.transformer.token_calls == 1  # once per window, not per step
     pipe.transformer.calls.clear()
     guided = run(pipe, guidance_scale=3.0)
-    assert sorted(pipe.transformer.calls) == [(4, False)] * 2 + [(4, True)] * 2
+    assert pipe.transformer.calls == [(4, (True, False))] * 2  # [conditional, unconditional]
     assert (plain - guided).abs().max() > 1e-3
 
 
@@ -140,7 +149,7 @@ def test_windows_agree_with_one_window_for_a_per_position_model(pipe, guidance_s
     pipe.transformer.calls.clear()
     windowed = run(pipe, window=2, overlap=1, **args)  # 5 windows
     assert {f for f, _ in pipe.transformer.calls} == {2}
-    assert len(pipe.transformer.calls) == 5 * 2 * (2 if guidance_scale > 1 else 1)
+    assert len(pipe.transformer.calls) == 5 * 2  # one call per window and step
     torch.testing.assert_close(windowed, whole)
 
 
@@ -225,3 +234,67 @@ def test_runs_with_a_tiny_dreamdance_transformer(layout):
     assert whole.shape == windowed.shape == (1, 6, 16, H // 8, W // 8)
     assert torch.isfinite(windowed).all() and (whole - windowed).abs().max() > 0
     assert run(pipe, frames=7, guidance_scale=1.0).shape == (1, 7, 3, H, W)
+
+
+def tiny_transformer(layout: dict) -> DreamDanceTransformer3DModel:
+    torch.manual_seed(0)
+    transformer = DreamDanceTransformer3DModel(
+        num_attention_heads=2, attention_head_dim=16, in_channels=48, out_channels=16,
+        time_embed_dim=32, text_embed_dim=16, num_layers=1, sample_width=8, sample_height=8,
+        sample_frames=9, max_text_seq_length=8, use_rotary_positional_embeddings=True,
+        clip_embed_dim=32, **layout).eval()
+    with torch.no_grad():  # open the gates so that guidance has something to push towards
+        for gate in (transformer.pose_gate, transformer.character_gate):
+            gate.bias.fill_(0.7)
+            gate.weight.normal_(std=0.1)
+    return transformer
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_batched_guidance_equals_two_calls(layout):
+    """One call on [conditional, unconditional] gives the two-call guidance formula."""
+    transformer = tiny_transformer(layout)
+    pipe = make_pipeline(transformer=transformer)
+    pipe._guidance_scale = 4.5
+    g = torch.Generator().manual_seed(5)
+    frames, h, w = 4, H // 8, W // 8
+    latents = torch.randn(1, frames, 16, h, w, generator=g)
+    background = torch.randn(1, frames, 32, h, w, generator=g)
+    pose = torch.randn(1, frames, 48, h, w, generator=g)
+    character = torch.randn(1, 1, 16, h, w, generator=g).expand(1, frames, 16, h, w)
+    image_embeds = torch.randn(1, 7, 32, generator=g)
+    ofs = torch.full((1,), 2.0) if transformer.config.ofs_embed_dim else None
+    rotary = transformer.rotary_embedding(frames, h, w)
+    pipe.scheduler.set_timesteps(10)
+    t = pipe.scheduler.timesteps[3]
+    with torch.no_grad():
+        tokens = transformer.condition_tokens(pose, character)
+        batched = pipe.predict(latents, background, *tokens, image_embeds, t, ofs, rotary, None)
+        common = dict(hidden_states=pipe.scheduler.scale_model_input(latents, t),
+                      background=background, timestep=t.reshape(1), image_embeds=image_embeds,
+                      ofs=ofs, image_rotary_emb=rotary)
+        conditional = transformer(**common, pose=pose, character=character).sample
+        unconditional = transformer(**common).sample
+    expected = unconditional + 4.5 * (conditional - unconditional)
+    assert (conditional - unconditional).abs().max() > 1e-2  # the conditions matter
+    torch.testing.assert_close(batched, expected)
+
+
+def test_condition_videos_are_encoded_as_one_batch(pipe, monkeypatch):
+    """One VAE pass for the five videos, and the same latents as one video at a time."""
+    batches = []
+    encode = pipe.encode_video
+
+    def spy(video):
+        batches.append(video.shape[0])
+        return encode(video)
+
+    monkeypatch.setattr(pipe, "encode_video", spy)
+    batched = run(pipe, frames=5, output_type="latent")
+    assert batches == [5, 1]  # background, mask and three pose videos; then the character
+    pipe.enable_vae_slicing()  # the VAE encodes the batch one video at a time
+    try:
+        sliced = run(pipe, frames=5, output_type="latent")
+    finally:
+        pipe.disable_vae_slicing()
+    torch.testing.assert_close(sliced, batched)

@@ -362,3 +362,138 @@ def test_gradient_checkpointing_gives_the_same_gradients():
         grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
     for name, grad in grads[0].items():
         torch.testing.assert_close(grads[1][name], grad, msg=name)
+
+
+def batch_of_four(model, layout: str) -> dict:
+    """Four distinct samples (two seeded batches of two) with rotary embeddings."""
+    first, second = inputs(layout), inputs(layout)
+    g = torch.Generator().manual_seed(4)
+    kw = {}
+    for key, value in first.items():
+        if torch.is_tensor(value) and key != "timestep":
+            other = torch.randn(second[key].shape, generator=g)
+            kw[key] = torch.cat([value, other])
+        else:
+            kw[key] = value
+    kw["character"] = repeat_character(kw["character"][:, :1], kw["character"].shape[1])
+    kw["timestep"] = torch.tensor([10, 700, 300, 999])
+    return with_rotary(model, kw)
+
+
+def open_gates(model) -> None:
+    with torch.no_grad():
+        for gate in (model.pose_gate, model.character_gate):
+            gate.weight.normal_(generator=torch.Generator().manual_seed(6))
+            gate.bias.fill_(0.5)
+
+
+def sample(kw: dict, i: int) -> dict:
+    return {k: v[i:i + 1] if torch.is_tensor(v) and k != "image_rotary_emb" else v
+            for k, v in kw.items()}
+
+
+@pytest.mark.parametrize("layout", ["1.0", "1.5"])
+def test_condition_tokens_equal_the_raw_path(layout):
+    model = tiny_model(layout)
+    open_gates(model)
+    kw = with_rotary(model, inputs(layout))
+    with torch.no_grad():
+        pose_tokens, character_tokens = model.condition_tokens(kw["pose"], kw["character"])
+        raw = model(**kw).sample
+        tokens = model(**dict(kw, pose=None, character=None, pose_tokens=pose_tokens,
+                              character_tokens=character_tokens)).sample
+        mixed = model(**dict(kw, pose=None, pose_tokens=pose_tokens)).sample
+    n = FRAMES[layout] * (SIZE // 2) ** 2 // (2 if layout == "1.5" else 1)
+    assert pose_tokens.shape == character_tokens.shape == (2, n, 32)
+    assert model.condition_tokens(None, kw["character"])[0] is None
+    torch.testing.assert_close(tokens, raw, rtol=0, atol=0)
+    torch.testing.assert_close(mixed, raw, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="pose: give either pose or pose_tokens"):
+        model(**dict(kw, pose_tokens=pose_tokens))
+    with pytest.raises(ValueError, match=r"character_tokens: expected shape \[2, "):
+        model(**dict(kw, character=None, character_tokens=character_tokens[:, 1:]))
+    with pytest.raises(ValueError, match="pose: expected shape"):
+        model.condition_tokens(kw["character"], None)
+
+
+@pytest.mark.parametrize("per_channel_gates", [False, True])
+@pytest.mark.parametrize("layout", ["1.0", "1.5"])
+def test_keep_masks_equal_the_none_path_per_sample(layout, per_channel_gates):
+    """In a mixed batch every sample is what it is alone with its conditions left out, even
+    when a dropped condition is not finite."""
+    model = tiny_model(layout, per_channel_gates=per_channel_gates)
+    open_gates(model)
+    kw = batch_of_four(model, layout)
+    keep_pose = torch.tensor([1.0, 0.0, 1.0, 0.0])  # float 0/1
+    keep_character = torch.tensor([True, True, False, False])
+    pose = kw["pose"].clone()
+    pose[1, 0, 0, 0, 0] = float("nan")  # dropped: must not reach the output
+    pose[3] = float("inf")
+    with torch.no_grad():
+        mixed = model(**dict(kw, pose=pose), keep_pose=keep_pose,
+                      keep_character=keep_character).sample
+        alone = []
+        for i in range(4):
+            one = sample(kw, i)
+            alone.append(model(**dict(one, pose=one["pose"] if keep_pose[i] else None,
+                                      character=one["character"] if keep_character[i] else None)
+                               ).sample)
+        everything = model(**kw).sample
+    assert torch.isfinite(mixed).all()
+    for i in range(4):
+        torch.testing.assert_close(mixed[i:i + 1], alone[i], msg=f"sample {i}")
+    # the terms matter: a kept condition changes the output
+    assert not torch.allclose(mixed[1], everything[1])
+    assert not torch.allclose(mixed[2], everything[2])
+    torch.testing.assert_close(mixed[0], everything[0])
+
+
+def test_keep_masks_are_exact_on_a_batch():
+    """All-kept and all-dropped masks give the raw and the None paths bitwise (CPU, fp32)."""
+    model = tiny_model("1.0")
+    open_gates(model)
+    kw = batch_of_four(model, "1.0")
+    ones, zeros = torch.ones(4, dtype=torch.bool), torch.zeros(4)
+    with torch.no_grad():
+        kept = model(**kw, keep_pose=ones, keep_character=ones).sample
+        dropped = model(**kw, keep_pose=zeros, keep_character=zeros).sample
+        torch.testing.assert_close(kept, model(**kw).sample, rtol=0, atol=0)
+        torch.testing.assert_close(dropped, model(**dict(kw, pose=None, character=None)).sample,
+                                   rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (dict(keep_pose=torch.ones(3)), r"keep_pose: expected a tensor of shape \[4\], got \[3\]"),
+    (dict(keep_pose=[1, 0, 1, 0]), r"keep_pose: expected a tensor of shape \[4\], got list"),
+    (dict(keep_character=torch.tensor([1.0, 0.5, 0.0, 1.0])), "keep_character: expected bool "
+                                                               "or 0/1 values"),
+    (dict(pose=None, keep_pose=torch.ones(4)), "keep_pose: given without pose or pose_tokens"),
+])
+def test_bad_keep_masks(change, message):
+    model = tiny_model("1.0")
+    kw = batch_of_four(model, "1.0")
+    with pytest.raises(ValueError, match=message):
+        model(**dict(kw, **change))
+
+
+@pytest.mark.parametrize("layout", ["1.0", "1.5"])
+def test_dropped_samples_give_no_gradient_to_their_condition(layout):
+    model = tiny_model(layout).train()
+    open_gates(model)
+    kw = batch_of_four(model, layout)
+    keep = torch.tensor([True, False, True, False])
+
+    def gradients(weights):
+        model.zero_grad()
+        out = model(**kw, keep_pose=keep, keep_character=keep).sample
+        (out.square().mean(dim=(1, 2, 3, 4)) * weights).sum().backward()
+        return {name: getattr(model, name).weight.grad.clone()
+                for name in ("pose_embed", "character_embed", "pose_gate", "character_gate",
+                             "image_proj")}
+
+    dropped = gradients(torch.tensor([0.0, 1.0, 0.0, 1.0]))  # loss on the dropped samples only
+    kept = gradients(torch.tensor([1.0, 0.0, 1.0, 0.0]))
+    for name in ("pose_embed", "character_embed", "pose_gate", "character_gate"):
+        assert torch.count_nonzero(dropped[name]) == 0, name
+        assert kept[name].abs().sum() > 0, name
+    assert dropped["image_proj"].abs().sum() > 0  # the rest of the model still learns

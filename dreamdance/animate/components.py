@@ -23,6 +23,14 @@ CLIP = ModelSpec("weights.clip", "a CLIP vision model with projection (e.g. "
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
+def clip_processor_class() -> type:
+    """CLIP's image processor: the PIL one where transformers has it (the same results with or
+    without torchvision installed, and no warning about it), else ``CLIPImageProcessor``."""
+    import transformers
+
+    return getattr(transformers, "CLIPImageProcessorPil", None) or transformers.CLIPImageProcessor
+
+
 def tiny_components(layout: str = "1.0", seed: int = 0) -> dict[str, Any]:
     """Tiny random components of the right architecture (one layer, head dim 16): every code
     path of the pipeline runs on a CPU in seconds; the output is noise."""
@@ -31,7 +39,7 @@ def tiny_components(layout: str = "1.0", seed: int = 0) -> dict[str, Any]:
         CogVideoXDDIMScheduler,
         CogVideoXTransformer3DModel,
     )
-    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
     from dreamdance.animate.transformer import DreamDanceTransformer3DModel
 
@@ -57,7 +65,7 @@ def tiny_components(layout: str = "1.0", seed: int = 0) -> dict[str, Any]:
     image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
         hidden_size=32, image_size=32, patch_size=8, num_hidden_layers=2, num_attention_heads=4,
         intermediate_size=37, projection_dim=32))
-    feature_extractor = CLIPImageProcessor(size={"shortest_edge": 32},
+    feature_extractor = clip_processor_class()(size={"shortest_edge": 32},
                                            crop_size={"height": 32, "width": 32})
     scheduler = CogVideoXDDIMScheduler(
         prediction_type="v_prediction", timestep_spacing="trailing", rescale_betas_zero_snr=True,
@@ -81,7 +89,7 @@ def cogvideox_components(base: str | None, transformer: str | None, clip: str | 
         dtype: fp32 | fp16 | bf16.
     """
     from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler
-    from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
+    from transformers import CLIPVisionModelWithProjection
 
     from dreamdance.animate.transformer import DreamDanceTransformer3DModel
 
@@ -120,4 +128,4 @@ def cogvideox_components(base: str | None, transformer: str | None, clip: str | 
                                                          local_files_only=True),
         image_encoder=CLIPVisionModelWithProjection.from_pretrained(
             clip_dir, torch_dtype=torch_dtype, local_files_only=True),
-        feature_extractor=CLIPImageProcessor.from_pretrained(clip_dir, local_files_only=True))
+        feature_extractor=clip_processor_class().from_pretrained(clip_dir, local_files_only=True))

@@ -7,7 +7,9 @@ driven by face, hand and body pose videos, from one RGBA cut-out of the characte
 2. encode the conditions once (they do not depend on the timestep): VAE latents of the
    background video and the mask video (concatenated on channels, 32), of the face, hand and
    body pose videos (48), of the character (16, one frame repeated over latent time), and the
-   character's CLIP image tokens, which stand in for CogVideoX's text hidden states;
+   character's CLIP image tokens, which stand in for CogVideoX's text hidden states; then, per
+   window, the transformer's pose and character tokens ``f_p(γ)``, ``f_c(φ)``
+   (``condition_tokens``), reused at every step;
 3. prepare the timesteps and the noise;
 4. denoise (v-prediction, DDIM), with classifier-free guidance and, for long videos, temporal
    aggregation of overlapping windows (:mod:`dreamdance.animate.windows`);
@@ -22,8 +24,11 @@ Choices:
 - **Unconditional branch.** Training drops pose and character each with probability 0.1; the
   unconditional branch of guidance drops both (``pose=None, character=None``) and keeps the
   background, the mask and the CLIP tokens, so guidance pushes towards the pose and the
-  character's appearance, not away from the scene. The two branches need different inputs, so
-  they are two transformer calls per step rather than one doubled batch.
+  character's appearance, not away from the scene. Both branches are one transformer call per
+  step on a doubled batch ``[conditional, unconditional]`` (as diffusers' image-to-video
+  pipeline batches its branches): the unconditional sample gets the same inputs with
+  ``keep_pose = keep_character = False``, which leaves those terms out exactly as
+  ``pose=None, character=None`` does.
 - **Frame counts.** Any ``num_frames`` comes back exactly. The causal VAE wants ``4k + 1``
   frames, and the 1.5 layout (``patch_size_t = 2``) an even number of latent frames, so the
   input videos are padded by repeating their last frame up to the next valid count and the
@@ -35,8 +40,11 @@ Choices:
   every input is resized (bilinear, antialiased) to that size.
 - **Condition latents** are the mode of the VAE's posterior (deterministic; the generator is
   kept for the noise), scaled by ``scaling_factor`` as diffusers' image-to-video pipeline does.
-  The five condition videos are encoded one after the other, so that the peak memory is that of
-  one video (``enable_vae_tiling`` lowers it further).
+  The five condition videos (background, mask, face, hand, body) are encoded as one VAE batch:
+  one pass instead of five, which is faster on the tiny test parts (fewer, larger kernels) and no
+  slower on large ones. Its peak memory is that of five videos; ``enable_vae_slicing`` makes the
+  VAE encode the batch one video at a time, so that the peak is that of one video
+  (``enable_vae_tiling`` lowers it further).
 - **CLIP tokens** are the penultimate hidden states of the image encoder, ``[B, L, hidden]``
   (as Wan's image-to-video pipeline uses them; the transformer's ``clip_embed_dim`` is the
   encoder's ``hidden_size``), preprocessed by ``feature_extractor``.
@@ -58,7 +66,8 @@ from diffusers.models.embeddings import get_3d_rotary_pos_embed
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 from diffusers.video_processor import VideoProcessor
-from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
+from transformers import CLIPVisionModelWithProjection
+from transformers.image_processing_utils import BaseImageProcessor
 
 from dreamdance.animate.transformer import repeat_character
 from dreamdance.animate.windows import aggregate, blend_weights, window_slices
@@ -136,9 +145,11 @@ class DreamDancePipeline(DiffusionPipeline):
 
     Args:
         vae: CogVideoX's causal video VAE.
-        transformer: ``DreamDanceTransformer3DModel`` (v-prediction), called as
-            ``transformer(hidden_states, background, timestep, image_embeds, pose, character,
-            ofs, image_rotary_emb, attention_kwargs, return_dict)``.
+        transformer: ``DreamDanceTransformer3DModel`` (v-prediction): its
+            ``condition_tokens(pose, character)`` is called once per window, then
+            ``transformer(hidden_states, background, timestep, image_embeds, ofs=,
+            image_rotary_emb=, attention_kwargs=, return_dict=, pose_tokens=,
+            character_tokens=, keep_pose=, keep_character=)`` once per window and step.
         scheduler: ``CogVideoXDDIMScheduler`` (``prediction_type="v_prediction"``).
         image_encoder: CLIP vision tower whose penultimate hidden states are the character
             tokens.
@@ -154,7 +165,7 @@ class DreamDancePipeline(DiffusionPipeline):
         transformer: torch.nn.Module,
         scheduler: CogVideoXDDIMScheduler,
         image_encoder: CLIPVisionModelWithProjection,
-        feature_extractor: CLIPImageProcessor,
+        feature_extractor: BaseImageProcessor,
     ):
         super().__init__()
         self.register_modules(vae=vae, transformer=transformer, scheduler=scheduler,
@@ -354,23 +365,43 @@ class DreamDancePipeline(DiffusionPipeline):
 
         return freqs_cos, freqs_sin
 
-    def predict(self, latents, background, pose, character, image_embeds, t, ofs, rotary,
-                attention_kwargs) -> torch.Tensor:
-        """One guided v-prediction on one window of latent time.  [B, F, C, h, w]"""
-        timestep = t.expand(latents.shape[0])
-        latent_input = self.scheduler.scale_model_input(latents, t)
+    def predict(self, latents, background, pose_tokens, character_tokens, image_embeds, t, ofs,
+                rotary, attention_kwargs) -> torch.Tensor:
+        """One guided v-prediction on one window of latent time.
 
-        def call(pose, character):
-            return self.transformer(
-                hidden_states=latent_input, background=background, timestep=timestep,
-                image_embeds=image_embeds, pose=pose, character=character, ofs=ofs,
-                image_rotary_emb=rotary, attention_kwargs=attention_kwargs, return_dict=False,
-            )[0].float()
+        With guidance, the conditional and the unconditional branch are one transformer call on
+        the doubled batch ``[conditional, unconditional]``; the unconditional samples leave the
+        pose and character terms out through ``keep_pose`` / ``keep_character``.
 
-        prediction = call(pose, character)
+        Args:
+            latents: the window's noisy latents. [B, F, 16, h, w]
+            background: background and mask latents. [B, F, 32, h, w]
+            pose_tokens: the window's ``condition_tokens`` for the pose. [B, N, D]
+            character_tokens: the window's ``condition_tokens`` for the character. [B, N, D]
+            image_embeds: CLIP tokens of the character. [B, L, C_clip]
+            t: the timestep (a scalar tensor).
+
+        Returns:
+            The guided velocity, float32. [B, F, 16, h, w]
+        """
+        batch_size = latents.shape[0]
+        latent_input = self.scheduler.scale_model_input(latents, t)  # [B, F, 16, h, w]
+        keep = None
         if self.do_classifier_free_guidance:
-            unconditional = call(None, None)
-            prediction = unconditional + self.guidance_scale * (prediction - unconditional)
+            latent_input, background, pose_tokens, character_tokens, image_embeds = (
+                x.expand(2 * batch_size, *x.shape[1:])  # [2B, ...], no copy
+                for x in (latent_input, background, pose_tokens, character_tokens, image_embeds))
+            keep = torch.arange(2 * batch_size, device=latents.device) < batch_size  # [2B]
+        prediction = self.transformer(
+            hidden_states=latent_input, background=background,
+            timestep=t.expand(latent_input.shape[0]), image_embeds=image_embeds, ofs=ofs,
+            image_rotary_emb=rotary, attention_kwargs=attention_kwargs, return_dict=False,
+            pose_tokens=pose_tokens, character_tokens=character_tokens, keep_pose=keep,
+            keep_character=keep,
+        )[0].float()  # [B or 2B, F, 16, h, w]
+        if self.do_classifier_free_guidance:
+            conditional, unconditional = prediction.chunk(2)  # [B, F, 16, h, w] each
+            prediction = unconditional + self.guidance_scale * (conditional - unconditional)
         return prediction
 
     @torch.no_grad()
@@ -411,8 +442,8 @@ class DreamDancePipeline(DiffusionPipeline):
             height, width: output size in pixels (default the videos'), rounded to the nearest
                 multiple of ``pixel_multiple`` (16) with a warning.
             num_inference_steps: DDIM steps, >= 1.
-            guidance_scale: classifier-free guidance weight, >= 1; 1 disables guidance (one
-                transformer call per step instead of two).
+            guidance_scale: classifier-free guidance weight, >= 1; 1 disables guidance (a
+                batch of one per transformer call instead of two).
             eta: DDIM's eta.
             generator: for the initial noise.
             latents: initial noise instead of drawing it.  [1, F', C, h, w]
@@ -453,15 +484,15 @@ class DreamDancePipeline(DiffusionPipeline):
         composite = rgb * alpha + CHARACTER_GREY * (1 - alpha)  # [H, W, 3]
         image_embeds = self.encode_character_image(composite).to(device, dtype)  # [1, L, D]
 
-        # the videos padded to a valid frame count by repeating the last frame, one at a time
+        # the videos padded to a valid frame count by repeating the last frame, as one batch
+        # (one video at a time with enable_vae_slicing)
         padded = self.padded_frames(num_frames)
         index = torch.arange(padded).clamp(max=num_frames - 1)
-        background_latents, mask_latents, *pose_latents = (
-            self.encode_video(_resize(v[:num_frames][index], height, width)[None].to(device))
-            .to(dtype)  # [1, F', 16, h, w]
-            for v in (background, mask, *(poses[k] for k in POSE_KEYS)))
-        background_latents = torch.cat([background_latents, mask_latents], dim=2)  # 32 channels
-        pose_latents = torch.cat(pose_latents, dim=2)  # [1, F', 48, h, w]
+        videos = torch.stack([_resize(v[:num_frames][index], height, width)
+                              for v in (background, mask, *(poses[k] for k in POSE_KEYS))])
+        video_latents = self.encode_video(videos.to(device)).to(dtype)  # [5, F', 16, h, w]
+        background_latents = video_latents[None, :2].transpose(1, 2).flatten(2, 3)  # [1, F', 32, h, w]
+        pose_latents = video_latents[None, 2:].transpose(1, 2).flatten(2, 3)  # [1, F', 48, h, w]
         n_latent = pose_latents.shape[1]
 
         character_frame = _resize(composite[None], height, width)[None].to(device)
@@ -489,6 +520,11 @@ class DreamDancePipeline(DiffusionPipeline):
             if self.transformer.config.use_rotary_positional_embeddings and length not in rotary:
                 rotary[length] = self._prepare_rotary_positional_embeddings(
                     height, width, length, device)
+        hook = getattr(self.transformer, "_hf_hook", None)
+        if hook is not None:  # model CPU offload: bring the transformer in before its first use
+            hook.pre_forward(self.transformer)
+        conditions = [self.transformer.condition_tokens(pose_latents[:, s], character_latents[:, s])
+                      for s in slices]  # (pose [1, N, D], character [1, N, D]) per window
         ofs = None
         if getattr(self.transformer.config, "ofs_embed_dim", None) is not None:
             ofs = latents.new_full((1,), fill_value=2.0)
@@ -504,10 +540,9 @@ class DreamDancePipeline(DiffusionPipeline):
                 if self.interrupt:
                     continue
                 predictions = [
-                    self.predict(latents[:, s], background_latents[:, s], pose_latents[:, s],
-                                 character_latents[:, s], image_embeds, t, ofs,
-                                 rotary.get(s.stop - s.start), attention_kwargs)
-                    for s in slices]
+                    self.predict(latents[:, s], background_latents[:, s], *tokens, image_embeds,
+                                 t, ofs, rotary.get(s.stop - s.start), attention_kwargs)
+                    for s, tokens in zip(slices, conditions, strict=True)]
                 prediction = aggregate(predictions, slices, weights)
                 latents = self.scheduler.step(prediction, t, latents, **extra_step_kwargs,
                                               return_dict=False)[0].to(dtype)

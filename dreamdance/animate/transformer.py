@@ -28,6 +28,15 @@ Zero gates and the first training step: the gates' gradients are non-zero at ini
 channels. ``f_p`` and ``f_c`` get a zero gradient while the gates are exactly zero
 (``d tanh(g)·f/dθ_f = tanh(g)·df/dθ_f = 0``); they receive gradient from the step after the
 gates first move. This is the price of starting as the base model exactly.
+
+Leaving a term out: ``pose=None`` (``character=None``) leaves that term out for the whole batch;
+``keep_pose`` (``keep_character``), one flag per sample, leaves it out for some samples only, so
+one batch can mix conditional and unconditional samples (condition dropout in training,
+classifier-free guidance as one doubled batch). A dropped sample's tokens are selected with
+``torch.where``, not multiplied by zero, so its output equals that of the sample run alone with
+``pose=None`` whatever the dropped condition holds (``x + 0·y`` is ``x`` only for finite ``y``).
+Its gradient into ``f_p`` (``f_c``) and the gate is zero. :meth:`condition_tokens` computes
+``f_p(γ)`` and ``f_c(φ)``, which do not depend on the timestep, once for every denoising step.
 """
 
 from __future__ import annotations
@@ -510,12 +519,51 @@ class DreamDanceTransformer3DModel(CogVideoXTransformer3DModel):
             video = resize_positional_embedding(video, grid, size)  # [1, N, D]
         return torch.cat([text, video], dim=1)  # [1, 226 + N, D]
 
+    def condition_tokens(
+        self, pose: torch.Tensor | None, character: torch.Tensor | None
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The pose and character tokens ``f_p(γ)`` and ``f_c(φ)``, before their gates.
+
+        They do not depend on the timestep: a sampler computes them once and passes them to
+        every step as ``pose_tokens`` and ``character_tokens``.
+
+        Args:
+            pose: face, hand and body pose-video latents, or None. [B, F, 48, h, w]
+            character: the character latent repeated along time, or None. [B, F, 16, h, w]
+
+        Returns:
+            (pose tokens or None, character tokens or None), each [B, N, D] with
+            N = F/p_t · h/p · w/p.
+        """
+        config = self.config
+        p, p_t = config.patch_size, config.patch_size_t
+        tokens = []
+        for name, latent, channels, proj in (
+                ("pose", pose, config.pose_channels, self.pose_embed),
+                ("character", character, config.character_channels, self.character_embed)):
+            if latent is None:
+                tokens.append(None)
+                continue
+            if latent.ndim != 5 or latent.shape[2] != channels:
+                raise ValueError(f"{name}: expected shape [B, F, {channels}, h, w], "
+                                 f"got {list(latent.shape)}")
+            _, frames, _, height, width = latent.shape
+            if height % p or width % p or (p_t is not None and frames % p_t):
+                raise ValueError(f"{name}: {frames} frames of {height}x{width} do not fill "
+                                 f"patches of {p_t or 1}x{p}x{p}")
+            tokens.append(patchify(latent, proj, p, p_t))  # [B, N, D]
+        return tokens[0], tokens[1]
+
     # ----------------------------------------------------------------------------------------
     # Forward
 
     def _check_inputs(self, hidden_states, background, timestep, image_embeds, pose,
-                      character) -> None:
+                      character, pose_tokens=None, character_tokens=None) -> None:
         config = self.config
+        for name, latent, tokens in (("pose", pose, pose_tokens),
+                                     ("character", character, character_tokens)):
+            if latent is not None and tokens is not None:
+                raise ValueError(f"{name}: give either {name} or {name}_tokens, not both")
         if hidden_states.ndim != 5 or hidden_states.shape[2] != config.out_channels:
             raise ValueError(f"hidden_states: expected shape [B, F, {config.out_channels}, h, w], "
                              f"got {list(hidden_states.shape)}")
@@ -541,6 +589,13 @@ class DreamDanceTransformer3DModel(CogVideoXTransformer3DModel):
         if p_t is not None and frames % p_t:
             raise ValueError(f"hidden_states: {frames} latent frames is not a multiple of the "
                              f"temporal patch size {p_t}")
+        want = (batch_size, frames // (p_t or 1) * (height // p) * (width // p),
+                config.num_attention_heads * config.attention_head_dim)
+        for name, tokens in (("pose_tokens", pose_tokens),
+                             ("character_tokens", character_tokens)):
+            if tokens is not None and tuple(tokens.shape) != want:
+                raise ValueError(f"{name}: expected shape {list(want)} (condition_tokens of the "
+                                 f"same batch and grid), got {list(tokens.shape)}")
         shape = tuple(timestep.shape) if torch.is_tensor(timestep) else ()
         if shape not in ((), (1,), (batch_size,)):
             raise ValueError(f"timestep: expected a scalar or shape [{batch_size}], "
@@ -580,6 +635,24 @@ class DreamDanceTransformer3DModel(CogVideoXTransformer3DModel):
         g = torch.tanh(gate(emb))  # [B, 1] or [B, D]
         return g.expand(batch_size, -1).unsqueeze(1)  # [B, 1, 1] or [B, 1, D]
 
+    @staticmethod
+    def _keep_mask(keep: torch.Tensor | None, name: str, condition: torch.Tensor | None,
+                   batch_size: int, device: torch.device) -> torch.Tensor | None:
+        """``keep`` as a bool mask [B, 1, 1] (None keeps every sample); checked."""
+        if keep is None:
+            return None
+        if condition is None:
+            raise ValueError(f"keep_{name}: given without {name} or {name}_tokens")
+        if not torch.is_tensor(keep) or tuple(keep.shape) != (batch_size,):
+            shape = list(keep.shape) if torch.is_tensor(keep) else type(keep).__name__
+            raise ValueError(f"keep_{name}: expected a tensor of shape [{batch_size}], "
+                             f"got {shape}")
+        if keep.dtype != torch.bool:
+            if keep.is_complex() or not bool(((keep == 0) | (keep == 1)).all()):
+                raise ValueError(f"keep_{name}: expected bool or 0/1 values, got {keep.tolist()}")
+            keep = keep != 0
+        return keep.to(device).view(batch_size, 1, 1)  # [B, 1, 1]
+
     @apply_lora_scale("attention_kwargs")
     def forward(
         self,
@@ -593,6 +666,10 @@ class DreamDanceTransformer3DModel(CogVideoXTransformer3DModel):
         image_rotary_emb: tuple[torch.Tensor, torch.Tensor] | None = None,
         attention_kwargs: dict[str, Any] | None = None,
         return_dict: bool = True,
+        pose_tokens: torch.Tensor | None = None,
+        character_tokens: torch.Tensor | None = None,
+        keep_pose: torch.Tensor | None = None,
+        keep_character: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor] | Transformer2DModelOutput:
         """Predict the velocity (v-prediction, as the base) of a noisy video latent.
 
@@ -612,11 +689,20 @@ class DreamDanceTransformer3DModel(CogVideoXTransformer3DModel):
             image_rotary_emb: rotary embedding (cos, sin) from :meth:`rotary_embedding`.
             attention_kwargs: passed to the attention processors (``scale`` for LoRA).
             return_dict: return a ``Transformer2DModelOutput`` rather than a tuple.
+            pose_tokens: ``f_p(γ)`` from :meth:`condition_tokens`, used instead of ``pose``
+                (giving both is an error). [B, N, D]
+            character_tokens: ``f_c(φ)`` from :meth:`condition_tokens`, used instead of
+                ``character``. [B, N, D]
+            keep_pose: per sample, True (1) keeps the pose term, False (0) leaves it out exactly
+                as ``pose=None`` does for that sample; None keeps it for all. Needs ``pose`` or
+                ``pose_tokens``. [B] bool or 0/1
+            keep_character: the same for the character term. [B] bool or 0/1
 
         Returns:
             ``Transformer2DModelOutput(sample)`` with sample [B, F, 16, h, w].
         """
-        self._check_inputs(hidden_states, background, timestep, image_embeds, pose, character)
+        self._check_inputs(hidden_states, background, timestep, image_embeds, pose, character,
+                           pose_tokens, character_tokens)
         batch_size, num_frames, channels, height, width = hidden_states.shape
         p, p_t = self.config.patch_size, self.config.patch_size_t
         if not torch.is_tensor(timestep) or timestep.ndim == 0:
@@ -632,13 +718,20 @@ class DreamDanceTransformer3DModel(CogVideoXTransformer3DModel):
         text = self.patch_embed.text_proj(encoder_hidden_states)  # [B, L, D]
         inputs = torch.cat([hidden_states, background], dim=2)  # [B, F, 48, h, w]
         video = patchify(inputs, self.patch_embed.proj, p, p_t)  # [B, N, D]
-        if pose is not None:
-            pose_tokens = patchify(pose, self.pose_embed, p, p_t)  # [B, N, D]
-            video = video + self._gate(self.pose_gate, emb, batch_size) * pose_tokens  # [B, N, D]
-        if character is not None:
-            character_tokens = patchify(character, self.character_embed, p, p_t)  # [B, N, D]
-            gate = self._gate(self.character_gate, emb, batch_size)  # [B, 1, 1|D]
-            video = video + gate * character_tokens  # [B, N, D]
+        if pose is not None or character is not None:
+            raw_pose, raw_character = self.condition_tokens(pose, character)  # [B, N, D] each
+            pose_tokens = raw_pose if pose is not None else pose_tokens
+            character_tokens = raw_character if character is not None else character_tokens
+        for name, tokens, gate_layer, keep in (
+                ("pose", pose_tokens, self.pose_gate, keep_pose),
+                ("character", character_tokens, self.character_gate, keep_character)):
+            keep = self._keep_mask(keep, name, tokens, batch_size, video.device)  # [B, 1, 1]
+            if tokens is None:
+                continue
+            gate = self._gate(gate_layer, emb, batch_size)  # [B, 1, 1|D]
+            gated = video + gate * tokens  # [B, N, D]
+            # a dropped sample keeps f_b's tokens as they are (not + 0·y: y may be non-finite)
+            video = gated if keep is None else torch.where(keep, gated, video)  # [B, N, D]
         hidden_states = torch.cat([text, video], dim=1).contiguous()  # [B, L + N, D]
         text_seq_length = text.shape[1]
         pos_embedding = self.positional_embedding_for(num_frames, height, width, text_seq_length)
