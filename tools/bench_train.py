@@ -63,8 +63,9 @@ def full_size_components(device: str) -> dict:
         CogVideoXDDIMScheduler,
         CogVideoXTransformer3DModel,
     )
-    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
+    from dreamdance.animate.components import clip_processor_class
     from dreamdance.animate.transformer import DreamDanceTransformer3DModel
     from tools.bench_animate import CONFIG_5B
 
@@ -81,7 +82,7 @@ def full_size_components(device: str) -> dict:
         beta_schedule="scaled_linear", clip_sample=False)
     return dict(vae=vae.to(torch.bfloat16), transformer=transformer, scheduler=scheduler,
                 image_encoder=clip.to(torch.bfloat16),
-                feature_extractor=CLIPImageProcessor(size={"shortest_edge": 224},
+                feature_extractor=clip_processor_class()(size={"shortest_edge": 224},
                                                      crop_size={"height": 224, "width": 224}))
 
 

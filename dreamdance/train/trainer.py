@@ -104,6 +104,10 @@ class Trainer:
 
         self.cfg, self.seed, self.dataset = cfg, seed, dataset
         self.folder = Path(folder)
+        self.pipe = DreamDancePipeline(**components)
+        model = self.pipe.transformer
+        check_frames(cfg.data.frames, cfg.data.height, cfg.data.width, model,
+                     self.pipe.pixel_multiple)
         precision = cfg.mixed_precision
         if precision == "auto":
             precision = "bf16" if torch.cuda.is_available() else "no"
@@ -113,10 +117,6 @@ class Trainer:
             project_config=ProjectConfiguration(project_dir=str(self.folder),
                                                 logging_dir=str(self.folder / "logs")))
         self.device = self.acc.device
-        self.pipe = DreamDancePipeline(**components)
-        model = self.pipe.transformer
-        check_frames(cfg.data.frames, cfg.data.height, cfg.data.width, model,
-                     self.pipe.pixel_multiple)
         for frozen in (self.pipe.vae, self.pipe.image_encoder):
             frozen.requires_grad_(False).eval().to(self.device)
         self.pipe.vae.enable_slicing()
