@@ -1,0 +1,471 @@
+"""Making the training-data layout (:mod:`dreamdance.train.layout`) from a folder of videos.
+
+Per source video: read it, optionally resample it to ``fps`` (nearest source frame by time),
+shrink it so that its long side is at most ``max_side`` (and crop an odd last row or column, so
+that the H.264 file has the size the poses refer to), cut it into clips of ``clip_frames``
+frames (a tail shorter than ``min_frames`` is dropped), and per clip:
+
+- poses: the pose file ``NAME.poses.json`` beside ``NAME.mp4`` (our format; its frame count
+  must equal the video's), else the pose backend; a clip whose driver has a confident body
+  keypoint in fewer than ``min_pose_frames`` of its frames is refused;
+- character mask (white = character): the segmenter per frame; GrabCut is seeded with the
+  driver's pose box grown by ``BOX_MARGIN``; a frame the segmenter cannot segment (no pose box,
+  or a mask found empty) gets the pose mask (:func:`dreamdance.motion.mask.pose_masks`).
+
+Scene videos (no person) become ``kind="scene"`` clips with no poses and no mask. Whole source
+videos go to the ``val`` split, so no source is in both splits. Unreadable or too short videos
+and refused clips are counted per reason, never fatal: the summary reports them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from dreamdance.errors import InputError
+from dreamdance.media import read_video, write_video
+from dreamdance.motion.align import pose_box, pose_frame
+from dreamdance.motion.mask import mask_video, pose_masks
+from dreamdance.motion.poses import PARTS, PoseSequence, read_poses, write_poses
+from dreamdance.motion.smooth import fill_gaps, one_euro, sanitize
+from dreamdance.train.layout import METADATA, ClipRecord, write_metadata
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".gif")
+POSE_SUFFIX = ".poses.json"
+CONFIDENT = 0.3  # a keypoint at or above this confidence counts (as in dreamdance.motion.align)
+BOX_MARGIN = 0.1  # the GrabCut box: the pose box grown by this fraction of its size per side
+CLIPS = "clips"
+
+# skip reasons, as counted in the summary
+UNREADABLE = "unreadable video"
+TOO_SHORT = "video shorter than min_frames"
+POSE_FILE = "pose file refused"
+NO_POSE_SOURCE = "no pose file and pose=none"
+FEW_POSES = "clip with too few posed frames"
+
+
+@dataclass(frozen=True)
+class PrepareOptions:
+    """The tool's own settings (the pose backend and segmenter are built from the project's
+    Hydra groups ``conf/pose/`` and ``conf/segmenter/``).
+
+    Args:
+        videos: folder of source videos with a person (files with a video extension).
+        out: the dataset folder to write.
+        clip_frames: frames per clip, >= 1.
+        min_frames: the shortest clip kept (a shorter tail is dropped), 1..clip_frames.
+        fps: resample every video to this rate; None keeps each video's own rate.
+        max_side: shrink frames so that the long side is at most this, >= 16.
+        scenes: folder of videos with no person (``kind="scene"`` clips), or None.
+        val: fraction of source videos in the ``val`` split, in [0, 1).
+        seed: seed of the split.
+        force: rebuild over an existing dataset in ``out``.
+        min_pose_frames: fraction of a clip's frames whose driver needs a confident body
+            keypoint, in [0, 1].
+        crf: H.264 quality of the written videos, 0..51.
+    """
+
+    videos: Path
+    out: Path
+    clip_frames: int = 120
+    min_frames: int = 49
+    fps: float | None = None
+    max_side: int = 768
+    scenes: Path | None = None
+    val: float = 0.05
+    seed: int = 0
+    force: bool = False
+    min_pose_frames: float = 0.5
+    crf: int = 18
+
+
+@dataclass
+class Summary:
+    """What a run wrote and skipped: clips per kind and split, skips per reason."""
+
+    clips: Counter = field(default_factory=Counter)  # (kind, split) -> clips written
+    skipped: Counter = field(default_factory=Counter)  # reason -> videos or clips skipped
+
+    def lines(self) -> list[str]:
+        total = sum(self.clips.values())
+        parts = ", ".join(f"{n} {kind}/{split}" for (kind, split), n in sorted(self.clips.items()))
+        out = [f"{total} clips written" + (f" ({parts})" if parts else "")]
+        out += [f"skipped: {n} x {reason}" for reason, n in sorted(self.skipped.items())]
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# Checks and planning (nothing written)
+
+
+def check_options(opt: PrepareOptions) -> None:
+    """Refuse bad settings with an :class:`InputError` naming the key."""
+    for key, low in (("clip_frames", 1), ("min_frames", 1), ("max_side", 16)):
+        value = getattr(opt, key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise InputError(f"{key}={value}", f"must be an integer >= {low}")
+    if opt.min_frames > opt.clip_frames:
+        raise InputError(f"min_frames={opt.min_frames}",
+                         f"must be at most clip_frames={opt.clip_frames}")
+    if opt.fps is not None and not (math.isfinite(opt.fps) and opt.fps > 0):
+        raise InputError(f"fps={opt.fps}", "must be a positive number or null")
+    if not 0 <= opt.val < 1:
+        raise InputError(f"val={opt.val}", "must be a fraction in [0, 1)")
+    if not 0 <= opt.min_pose_frames <= 1:
+        raise InputError(f"min_pose_frames={opt.min_pose_frames}", "must be a fraction in [0, 1]")
+    if not 0 <= opt.crf <= 51:
+        raise InputError(f"crf={opt.crf}", "must be an integer in 0..51")
+
+
+def list_videos(folder: Path, key: str) -> list[Path]:
+    """The video files directly in ``folder`` (by extension, hidden files skipped), by name.
+
+    Raises:
+        InputError: ``folder`` is not a folder, or holds no video file.
+    """
+    name = f"{key}={folder}"
+    if not folder.is_dir():
+        raise InputError(name, "not a folder" if folder.exists() else "folder not found")
+    found = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+                   and p.suffix.lower() in VIDEO_EXTENSIONS)
+    if not found:
+        raise InputError(name, f"no video files ({', '.join(VIDEO_EXTENSIONS)})")
+    return found
+
+
+def check_names(sources: Iterable[Path]) -> None:
+    """Clip names come from file stems: two sources with one stem are refused."""
+    seen: dict[str, Path] = {}
+    for path in sources:
+        if path.stem in seen:
+            raise InputError(str(path), f"has the same name stem as {seen[path.stem]} (clip "
+                                        "names come from the stem); rename one of them")
+        seen[path.stem] = path
+
+
+def check_out(out: Path, force: bool) -> None:
+    """``out`` may be new or empty; a dataset there is refused unless ``force``."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"out={out}", "exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise InputError(f"out={out}", "is not empty; give force=true to rebuild the dataset "
+                                       f"there (its {CLIPS}/ and {METADATA} are replaced)")
+
+
+def val_sources(names: list[str], val: float, seed: int) -> set[str]:
+    """The source names of the ``val`` split: ``round(val * n)`` of them, at least one when
+    ``val > 0`` and there are two sources or more, drawn with ``seed`` (independent of the
+    order ``names`` come in)."""
+    names = sorted(set(names))
+    n_val = 0 if val <= 0 else round(val * len(names))
+    if val > 0 and len(names) >= 2:
+        n_val = max(n_val, 1)
+    order = np.random.default_rng(seed).permutation(len(names))
+    return {names[i] for i in order[:n_val]}
+
+
+# --------------------------------------------------------------------------------------------
+# Frames and poses
+
+
+def resample_index(n: int, src_fps: float, fps: float | None) -> np.ndarray:
+    """Source frames of a video of ``n`` frames at ``src_fps`` sampled at ``fps`` (nearest by
+    time; None: all of them).  [n_out] int"""
+    if fps is None:
+        return np.arange(n)
+    n_out = int(np.floor((n - 1) * fps / src_fps + 1e-9)) + 1
+    return np.minimum(np.round(np.arange(n_out) * src_fps / fps).astype(int), n - 1)
+
+
+def scaled_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """``(w', h')``: ``width x height`` scaled by one factor so that the long side is at most
+    ``max_side`` (unchanged when it already is)."""
+    s = min(1.0, max_side / max(width, height))
+    return max(2, round(width * s)), max(2, round(height * s))
+
+
+def fit_frames(frames: np.ndarray, max_side: int) -> np.ndarray:
+    """Frames area-resized to :func:`scaled_size`, then cut to even sides (an odd last row or
+    column dropped: H.264 in yuv420p needs even sizes).  [T, H, W, 3] -> [T, H', W', 3]"""
+    t, h, w, _ = frames.shape
+    sw, sh = scaled_size(w, h, max_side)
+    if (sw, sh) != (w, h):
+        frames = np.stack([cv2.resize(f, (sw, sh), interpolation=cv2.INTER_AREA)
+                           for f in frames])
+    return frames[:, :sh - sh % 2, :sw - sw % 2]
+
+
+def scale_poses(poses: PoseSequence, sx: float, sy: float, width: int, height: int,
+                fps: float) -> PoseSequence:
+    """Keypoints scaled by ``(sx, sy)`` into a ``width x height`` frame at ``fps``; absent
+    keypoints (confidence 0) stay all zero.  [T, P, K, 3] -> [T, P, K, 3]"""
+    arrays = {}
+    for part in PARTS:
+        a = getattr(poses, part).copy()
+        on = a[..., 2] > 0
+        a[..., 0] = np.where(on, a[..., 0] * sx, 0)
+        a[..., 1] = np.where(on, a[..., 1] * sy, 0)
+        arrays[part] = a
+    return PoseSequence(**arrays, width=width, height=height, fps=fps, driver=poses.driver)
+
+
+def slice_poses(poses: PoseSequence, index: np.ndarray) -> PoseSequence:
+    """The frames ``index [n]`` of ``poses``."""
+    return replace(poses, **{part: getattr(poses, part)[index] for part in PARTS})
+
+
+def posed_frames(poses: PoseSequence, threshold: float = CONFIDENT) -> np.ndarray:
+    """Frames whose driver has at least one body keypoint at or above ``threshold``.  [T] bool"""
+    if poses.num_people == 0:
+        return np.zeros(len(poses), bool)
+    return (poses.body[:, poses.driver, :, 2] >= threshold).any(axis=1)
+
+
+def clip_spans(n: int, clip_frames: int, min_frames: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` of consecutive clips of ``clip_frames`` over ``n`` frames; a last clip
+    shorter than ``min_frames`` is dropped."""
+    spans = [(s, min(s + clip_frames, n)) for s in range(0, n, clip_frames)]
+    return [(a, b) for a, b in spans if b - a >= min_frames]
+
+
+# --------------------------------------------------------------------------------------------
+# Masks
+
+
+def clip_masks(frames: np.ndarray, poses: PoseSequence, segmenter: Callable,
+               grabcut_box: Callable | None, name: str) -> np.ndarray:
+    """The character mask of every frame (True = character).
+
+    Args:
+        frames: the clip.  [T, H, W, 3] uint8
+        poses: its poses, in its pixels.  [T, P, K, 3]
+        segmenter: ``segmenter(rgb, alpha, name=...) -> [H, W]`` (dreamdance.scene.segment).
+        grabcut_box: for GrabCut, ``grabcut_box(box) -> segmenter`` seeded by that box; each
+            frame is segmented from its driver's pose box (grown by ``BOX_MARGIN``).
+        name: the clip, for messages.
+
+    Returns:
+        [T, H, W] bool; a frame the segmenter cannot do has its pose mask instead (counted in
+        one logged warning).
+    """
+    t, h, w, _ = frames.shape
+    fallback = pose_masks(poses)
+    out = np.zeros((t, h, w), bool)
+    failed = 0
+    for i in range(t):
+        rgb = frames[i].astype(np.float32) / 255.0
+        seg = segmenter
+        if grabcut_box is not None:
+            box = _grown_box(pose_box(pose_frame(poses, i), CONFIDENT) if poses.num_people
+                             else None, w, h)
+            if box is None:
+                out[i], failed = fallback[i], failed + 1
+                continue
+            seg = grabcut_box(box)
+        try:
+            out[i] = seg(rgb, None, name=f"{name} frame {i}") >= 0.5
+        except InputError:  # the segmenter found no character, or no background
+            out[i], failed = fallback[i], failed + 1
+    if failed:
+        log.warning("%s: %d of %d frames could not be segmented; their pose masks are used",
+                    name, failed, t)
+    return out
+
+
+def _grown_box(box: tuple[float, float, float, float] | None, width: int,
+               height: int) -> list[int] | None:
+    """A pose box grown by ``BOX_MARGIN`` and clipped to leave a pixel of background on each
+    side; None when there is no box or it is under 2 pixels wide or high."""
+    if box is None:
+        return None
+    x0, y0, x1, y1 = box
+    mx, my = BOX_MARGIN * (x1 - x0), BOX_MARGIN * (y1 - y0)
+    gx0, gy0 = max(1, math.floor(x0 - mx)), max(1, math.floor(y0 - my))
+    gx1, gy1 = min(width - 1, math.ceil(x1 + mx)), min(height - 1, math.ceil(y1 + my))
+    if gx1 - gx0 < 2 or gy1 - gy0 < 2:
+        return None
+    return [gx0, gy0, gx1, gy1]
+
+
+# --------------------------------------------------------------------------------------------
+# The run
+
+
+@dataclass
+class Components:
+    """What the tool builds from the config.
+
+    Args:
+        pose: the pose backend ``pose(frames [T, H, W, 3] uint8, fps=) -> PoseSequence``, or
+            None (only pose files are used).
+        segmenter: ``segmenter(rgb, alpha, name=) -> [H, W]``, or None (no masks written).
+        grabcut_box: ``grabcut_box(box) -> segmenter`` when the segmenter is GrabCut.
+        smooth: the ``motion.smooth`` settings (enabled, max_gap, min_cutoff, beta) applied to
+            extracted poses.
+    """
+
+    pose: Callable | None = None
+    segmenter: Callable | None = None
+    grabcut_box: Callable | None = None
+    smooth: Any = None
+
+
+def prepare(opt: PrepareOptions, comp: Components,
+            progress: Callable[[Iterable], Iterable] = lambda x: x) -> Summary:
+    """Write the dataset at ``opt.out`` (see the module); returns what was written and skipped.
+
+    Checks everything about the inputs that can be checked without decoding (folders, names,
+    ``out``) before anything is written; a bad one is an :class:`InputError`.
+    """
+    check_options(opt)
+    videos = list_videos(opt.videos, "videos")
+    scenes = list_videos(opt.scenes, "scenes") if opt.scenes is not None else []
+    check_names(videos + scenes)
+    check_out(opt.out, opt.force)
+    if comp.pose is None:
+        missing = [v.name for v in videos if not pose_file(v).is_file()]
+        if missing and len(missing) == len(videos):
+            log.warning("pose=none and no video has a %s file: no person clip will be written",
+                        POSE_SUFFIX)
+    val = val_sources([p.name for p in videos + scenes], opt.val, opt.seed)
+
+    for stale in (opt.out / CLIPS, opt.out / METADATA):
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        elif stale.exists():
+            stale.unlink()
+    opt.out.mkdir(parents=True, exist_ok=True)
+    summary, records = Summary(), []
+    jobs = [(v, "person") for v in videos] + [(s, "scene") for s in scenes]
+    for path, kind in progress(jobs):
+        split = "val" if path.name in val else "train"
+        new = _prepare_video(path, kind, split, opt, comp, summary)
+        if new:
+            records += new
+            write_metadata(opt.out, records)  # after each video: a crash leaves a usable set
+    write_metadata(opt.out, records)
+    return summary
+
+
+def pose_file(video: Path) -> Path:
+    """``NAME.poses.json`` beside ``NAME.mp4``."""
+    return video.with_name(video.stem + POSE_SUFFIX)
+
+
+def _prepare_video(path: Path, kind: str, split: str, opt: PrepareOptions, comp: Components,
+                   summary: Summary) -> list[ClipRecord]:
+    """The clips of one source video (written), or none (the reason counted in ``summary``)."""
+    name = f"{'videos' if kind == 'person' else 'scenes'}={path}"
+    try:
+        video = read_video(path, name=name)
+    except InputError as e:
+        log.warning("skipped: %s", e)
+        summary.skipped[UNREADABLE] += 1
+        return []
+    n_src = len(video.frames)
+    index = resample_index(n_src, video.fps, opt.fps)
+    fps = video.fps if opt.fps is None else float(opt.fps)
+    if len(index) < opt.min_frames:
+        log.warning("skipped: %s: %d frames at %g fps, fewer than min_frames=%d", name,
+                    len(index), fps, opt.min_frames)
+        summary.skipped[TOO_SHORT] += 1
+        return []
+    src_h, src_w = video.frames.shape[1:3]
+    sw, sh = scaled_size(src_w, src_h, opt.max_side)
+    frames = fit_frames(video.frames[index], opt.max_side)  # [T, H', W', 3]
+    del video
+
+    poses = None
+    if kind == "person":
+        side = pose_file(path)
+        if side.is_file():
+            try:
+                poses = _side_poses(side, n_src, (src_w, src_h))
+            except InputError as e:
+                log.warning("skipped: %s", e)
+                summary.skipped[POSE_FILE] += 1
+                return []
+            poses = scale_poses(slice_poses(poses, index), sw / src_w, sh / src_h,
+                                frames.shape[2], frames.shape[1], fps)
+        elif comp.pose is None:
+            log.warning("skipped: %s: no %s beside it and pose=none", name, side.name)
+            summary.skipped[NO_POSE_SOURCE] += 1
+            return []
+
+    records = []
+    for k, (a, b) in enumerate(clip_spans(len(frames), opt.clip_frames, opt.min_frames)):
+        clip = f"{path.stem}-{k:03d}"
+        clip_poses = None
+        if kind == "person":
+            clip_poses = (slice_poses(poses, np.arange(a, b)) if poses is not None
+                          else _extract(frames[a:b], fps, comp, f"{name} clip {clip}"))
+            posed = posed_frames(clip_poses)
+            if posed.mean() < opt.min_pose_frames:
+                log.warning("skipped clip %s of %s: a confident body in %d of %d frames "
+                            "(min_pose_frames=%g)", clip, name, posed.sum(), b - a,
+                            opt.min_pose_frames)
+                summary.skipped[FEW_POSES] += 1
+                continue
+        records.append(_write_clip(opt, comp, clip, frames[a:b], fps, clip_poses, kind, split,
+                                   path.name))
+        summary.clips[(kind, split)] += 1
+    return records
+
+
+def _side_poses(side: Path, n_frames: int, src_size: tuple[int, int]) -> PoseSequence:
+    """The pose file beside a video, checked against the video's ``n_frames``."""
+    name = f"poses {side}"
+    poses = read_poses(side, name=name)
+    if len(poses) != n_frames:
+        raise InputError(name, f"{len(poses)} frames, but the video has {n_frames}")
+    poses = sanitize(poses, name)
+    w, h = src_size
+    if (poses.width, poses.height) != (w, h):  # e.g. found at another resolution
+        poses = scale_poses(poses, w / poses.width, h / poses.height, w, h, poses.fps)
+    return poses
+
+
+def _extract(frames: np.ndarray, fps: float, comp: Components, name: str) -> PoseSequence:
+    """Poses of a clip by the backend, sanitised and (per ``motion.smooth``) smoothed."""
+    poses = comp.pose(frames, fps=fps)
+    if poses.num_people == 0:
+        return poses
+    poses = sanitize(poses, name)
+    sm = comp.smooth
+    if sm is not None and sm.enabled:
+        poses = fill_gaps(poses, max_gap=sm.max_gap)
+        poses = one_euro(poses, min_cutoff=sm.min_cutoff, beta=sm.beta)
+    return poses
+
+
+def _write_clip(opt: PrepareOptions, comp: Components, clip: str, frames: np.ndarray,
+                fps: float, poses: PoseSequence | None, kind: str, split: str,
+                source: str) -> ClipRecord:
+    """Write ``clips/CLIP/{video.mp4, poses.json, mask.mp4}``; returns its record."""
+    folder = f"{CLIPS}/{clip}"
+    root = opt.out
+    write_video(root / folder / "video.mp4", frames, fps=fps, crf=opt.crf)
+    pose_rel = mask_rel = None
+    if poses is not None:
+        pose_rel = f"{folder}/poses.json"
+        write_poses(root / pose_rel, poses)
+        if comp.segmenter is not None:
+            masks = clip_masks(frames, poses, comp.segmenter, comp.grabcut_box,
+                               f"clip {clip}")
+            mask_rel = f"{folder}/mask.mp4"
+            write_video(root / mask_rel, mask_video(masks), fps=fps, crf=opt.crf)
+    t, h, w, _ = frames.shape
+    return ClipRecord(name=clip, video=f"{folder}/video.mp4", poses=pose_rel, mask=mask_rel,
+                      frames=t, fps=fps, width=w, height=h, kind=kind, split=split,
+                      source=source)
