@@ -12,7 +12,10 @@
    Ours encodes five condition videos (background, mask, three pose videos) where the baseline
    encodes one image, and its unconditional branch (pose and character dropped) is a second
    transformer call rather than a batch of two.
-CPU only here; full-size GPU figures need a GPU.
+3. With a GPU (``suite(gpu=True)``): the CogVideoX-5B I2V transformer config with random
+   weights in bfloat16 at 768x768, 49 frames: seconds per step and peak GPU memory of ours and
+   of the base, and the same with model CPU offload (the weights moved to the GPU for the step
+   and back, as a one-step call pays it).
 """
 
 from __future__ import annotations
@@ -27,6 +30,24 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from tools.bench_common import (
+    cuda_available,
+    cuda_sync,
+    make_row,
+    median_time,
+    peak_memory_gb,
+    quick_repeats,
+    skipped_row,
+)
+
+BASE = "diffusers CogVideoXTransformer3DModel"
+BASE_PIPE = "diffusers CogVideoXImageToVideoPipeline"
+# the transformer of THUDM/CogVideoX-5b-I2V, its sample size set to 768x768 (latent 96x96)
+CONFIG_5B = dict(num_attention_heads=48, attention_head_dim=64, in_channels=32, out_channels=16,
+                 time_embed_dim=512, text_embed_dim=4096, num_layers=42, sample_width=96,
+                 sample_height=96, sample_frames=49, patch_size=2, max_text_seq_length=226,
+                 use_rotary_positional_embeddings=True, use_learned_positional_embeddings=True)
 
 
 def _median_time(fn, repeats: int) -> float:
@@ -111,6 +132,113 @@ def pipeline_overhead(repeats: int = 5, steps: int = 4, frames: int = 9, size: i
         b, o = _median_time(run_baseline, repeats), _median_time(run_ours, repeats)
         results[f"guidance_{guidance:g}"] = {"baseline_s": b, "ours_s": o, "ratio": o / b}
     return {"frames": frames, "size": size, "steps": steps, **results, "target": 1.10}
+
+
+def suite(repeats: int = 5, gpu: bool = False, quick: bool = False) -> list[dict]:
+    """Rows for ``tools.bench_all``: per step and per pipeline call against the diffusers
+    baselines on CPU, and with ``gpu`` the 5B config on CUDA (skipped with a note without it)."""
+    n = quick_repeats(repeats, quick)
+    step_cfg = dict(layers=1, heads=2, head_dim=16, frames=3, size=8) if quick else {}
+    pipe_cfg = dict(steps=1, frames=5, size=64) if quick else {}
+    rows = _step_rows(per_step(n, **step_cfg), n) + _pipeline_rows(pipeline_overhead(n, **pipe_cfg), n)
+    if gpu:
+        rows += gpu_rows(n, quick)
+    return rows
+
+
+def _step_rows(result: dict, repeats: int) -> list[dict]:
+    c = result["config"]
+    layers = f"{c['layers']} layer{'s' if c['layers'] != 1 else ''}"
+    case = f"per step ({layers}, latent {'x'.join(map(str, c['latent']))})"
+    return [make_row("animate", case, "time", "s", result["ours_s"], result["base_s"], BASE,
+                     f"<= {result['target']}", repeats=repeats,
+                     notes=f"{c['heads']} heads x {c['head_dim']}, float32, "
+                           f"{torch.get_num_threads()} threads")]
+
+
+def _pipeline_rows(result: dict, repeats: int) -> list[dict]:
+    size = f"{result['frames']} frames {result['size']}x{result['size']}, {result['steps']} step(s)"
+    return [make_row("animate", f"pipeline call, guidance {g} ({size})", "time", "s",
+                     result[f"guidance_{g}"]["ours_s"], result[f"guidance_{g}"]["baseline_s"],
+                     BASE_PIPE, f"<= {result['target']}", repeats=repeats,
+                     notes="tiny components; ours encodes 5 condition videos")
+            for g in ("1", "6")]
+
+
+def gpu_rows(repeats: int, quick: bool = False) -> list[dict]:
+    """Seconds per step and peak GPU memory of ours and of the base at the 5B config (768x768,
+    49 frames; ``quick``: 2 layers at 256x256, 9 frames), with and without model CPU offload."""
+    cfg = dict(CONFIG_5B, num_layers=2, sample_width=32, sample_height=32, sample_frames=9) \
+        if quick else CONFIG_5B
+    case = (f"5B config{' (2 layers)' if quick else ''}, {8 * cfg['sample_height']}x"
+            f"{8 * cfg['sample_width']}, {cfg['sample_frames']} frames")
+    cases = [(f"per step ({case})", "time", "s", "<= 1.05"),
+             (f"peak memory per step ({case})", "memory", "GB", None),
+             (f"per step, model CPU offload ({case})", "time", "s", None),
+             (f"peak memory per step, model CPU offload ({case})", "memory", "GB", None)]
+    if not cuda_available():
+        return [skipped_row("animate", c, m, u, "needs CUDA, not available here", BASE, t)
+                for c, m, u, t in cases]
+    ours, base = _gpu_figures(cfg, repeats)
+    notes = ["random weights, bfloat16", "torch.cuda.max_memory_allocated",
+             "weights moved to the GPU for the step and back", "torch.cuda.max_memory_allocated"]
+    return [make_row("animate", c, m, u, o, b, BASE, t, "cuda", repeats, note)
+            for (c, m, u, t), o, b, note in zip(cases, ours, base, notes, strict=True)]
+
+
+def _gpu_figures(cfg: dict, repeats: int) -> tuple[list[float], list[float]]:
+    """[s, GB, s offloaded, GB offloaded] of ours and of the base at ``cfg`` on CUDA."""
+    from diffusers import CogVideoXTransformer3DModel
+
+    from dreamdance.animate.transformer import DreamDanceTransformer3DModel
+
+    torch.manual_seed(0)
+    with torch.device("cuda"):
+        base = CogVideoXTransformer3DModel(**cfg).to(torch.bfloat16).eval()
+        ours = DreamDanceTransformer3DModel.from_cogvideox(
+            base, torch_dtype=torch.bfloat16, clip_embed_dim=1024).eval()
+    frames, h, w = (cfg["sample_frames"] - 1) // 4 + 1, cfg["sample_height"], cfg["sample_width"]
+    g = torch.Generator("cuda").manual_seed(0)
+
+    def randn(*shape):
+        return torch.randn(1, *shape, generator=g, device="cuda", dtype=torch.bfloat16)
+
+    x, bg, pose, char = randn(frames, 16, h, w), randn(frames, 32, h, w), \
+        randn(frames, 48, h, w), randn(frames, 16, h, w)
+    clip, t = randn(257, 1024), torch.tensor([500], device="cuda")
+    rope = ours.rotary_embedding(frames, h, w, device=torch.device("cuda"))
+    with torch.no_grad():
+        text = ours.encode_image(clip, 1)
+    calls = {"ours": (ours, lambda: ours(x, bg, t, clip, pose, char, image_rotary_emb=rope)),
+             "base": (base, lambda: base(torch.cat([x, bg[:, :, :16]], 2), text, t,
+                                         image_rotary_emb=rope))}
+    for model, _ in calls.values():
+        model.to("cpu")
+    figures = {name: _one_model_on_gpu(model, call, repeats)
+               for name, (model, call) in calls.items()}
+    return figures["ours"], figures["base"]
+
+
+def _one_model_on_gpu(model: torch.nn.Module, call, repeats: int) -> list[float]:
+    """[s, GB] with ``model`` resident on the GPU, then [s, GB] moving it there and back per
+    call; ``model`` is on the CPU before and after, so only its weights count."""
+
+    def resident():
+        with torch.no_grad():
+            call()
+
+    def offloaded():
+        model.to("cuda")
+        resident()
+        model.to("cpu")
+
+    torch.cuda.empty_cache()
+    model.to("cuda")
+    figures = [median_time(resident, repeats, sync=cuda_sync), peak_memory_gb(resident, "cuda")]
+    model.to("cpu")
+    torch.cuda.empty_cache()
+    figures += [median_time(offloaded, repeats, sync=cuda_sync), peak_memory_gb(offloaded, "cuda")]
+    return figures
 
 
 def _base_of(ours):

@@ -10,7 +10,8 @@ autograd, and forward + backward of a weighted sum of rgb, depth and alpha. As a
 measured in the same run, the dense reference (every Gaussian against every pixel) and the
 PyTorch rasteriser render the same kind of scene at a size the dense one can hold. Peak memory
 is the process's peak resident set (``VmHWM``, reset before each measurement where Linux
-allows, else ``ru_maxrss`` since the start).
+allows, else ``ru_maxrss`` since the start). :func:`suite` gives the rows of
+``tools.bench_all``; with a GPU it adds ours against gsplat on CUDA.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import argparse
 import json
 import math
 import os
-import resource
 import statistics
 import sys
 import time
@@ -27,7 +27,19 @@ from pathlib import Path
 
 import torch
 
-from dreamdance.scene.rasterize import rasterize_dense, rasterize_torch
+from dreamdance.scene.rasterize import rasterize, rasterize_dense, rasterize_torch
+from tools.bench_common import (
+    cpu_peak_gb,
+    cuda_available,
+    cuda_sync,
+    make_row,
+    median_time,
+    peak_memory_gb,
+    quick_repeats,
+    reset_cpu_peak,
+    skipped_row,
+    status_mb,
+)
 
 FOV_DEG = 60.0
 DENSE_PAIRS = 1 << 22  # largest pixels x Gaussians of the dense baseline
@@ -82,7 +94,7 @@ def run(gaussians: int = 50000, size: int = 256, repeats: int = 5) -> dict:
                          f"{gaussians}, {size}, {repeats}")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     scene = make_scene(gaussians, size)
-    start_rss = _status_mb("VmRSS:")
+    start_rss = status_mb("VmRSS:")
     fwd, fwd_bwd, peak = _measure(rasterize_torch, scene, repeats)
 
     # baseline: the same density of Gaussians per pixel, pixels x Gaussians <= DENSE_PAIRS
@@ -119,7 +131,7 @@ def run(gaussians: int = 50000, size: int = 256, repeats: int = 5) -> dict:
 def _measure(render, scene: dict, repeats: int) -> tuple[float, float, float]:
     """Median forward and forward + backward seconds, and peak RSS in MB, of one renderer."""
     names = ("means", "quats", "scales", "opacities", "colors")
-    _reset_peak()
+    reset_cpu_peak()
 
     def forward():
         return render(**scene)
@@ -139,37 +151,83 @@ def _measure(render, scene: dict, repeats: int) -> tuple[float, float, float]:
             step()
             runs.append(time.perf_counter() - start)
         times.append(statistics.median(runs))
-    return times[0], times[1], _peak_mb()
+    return times[0], times[1], cpu_peak_gb() * 1024
 
 
-def _reset_peak() -> bool:
-    """Reset the peak resident set (Linux); False where the system does not allow it, and the
-    peak then counts from the process start (the docstring's documented fallback)."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
+GPU_GAUSSIANS, GPU_SIZE = 200_000, 512  # the gsplat comparison's scene
 
 
-def _peak_mb() -> float:
-    peak = _status_mb("VmHWM:")
-    if not math.isnan(peak):
-        return peak
-    scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB elsewhere
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
+def suite(repeats: int = 5, gpu: bool = False, quick: bool = False) -> list[dict]:
+    """Rows for ``tools.bench_all``: the PyTorch rasteriser against the dense reference on CPU
+    (forward, forward + backward), the main scene's times and peak memory, and with ``gpu``
+    ours against gsplat on CUDA (skipped with a note where there is no CUDA)."""
+    gaussians, size = (6000, 48) if quick else (50000, 256)
+    n = quick_repeats(repeats, quick)
+    rows = _cpu_rows(run(gaussians, size, n))
+    if gpu:
+        rows += _gpu_rows(n, *((4000, 64) if quick else (GPU_GAUSSIANS, GPU_SIZE)))
+    return rows
 
 
-def _status_mb(field: str) -> float:
-    """A memory line of /proc/self/status in MB, NaN where there is none."""
-    try:
-        lines = Path("/proc/self/status").read_text().splitlines()
-    except OSError:
-        return float("nan")
-    for line in lines:
-        if line.startswith(field):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+def _cpu_rows(result: dict) -> list[dict]:
+    """Rows of one :func:`run` result."""
+    b, n = result["baseline"], result["repeats"]
+    small = f"{b['gaussians']} Gaussians @ {b['size']}^2"
+    main_case = f"{result['gaussians']} Gaussians @ {result['size']}^2"
+    dense = "dense reference (rasterize_dense)"
+    notes = f"threads {result['threads']}, load {result['load_average']:.2f}"
+    return [
+        make_row("rasterizer", f"forward, dense-size scene ({small})", "time", "s",
+                 b["torch_forward_s"], b["dense_forward_s"], dense, repeats=n, notes=notes),
+        make_row("rasterizer", f"forward+backward, dense-size scene ({small})", "time", "s",
+                 b["torch_forward_backward_s"], b["dense_forward_backward_s"], dense, repeats=n,
+                 notes=notes),
+        make_row("rasterizer", f"forward ({main_case})", "time", "s", result["forward_s"],
+                 repeats=n, notes=notes),
+        make_row("rasterizer", f"forward+backward ({main_case})", "time", "s",
+                 result["forward_backward_s"], repeats=n, notes=notes),
+        make_row("rasterizer", f"peak memory ({main_case})", "memory", "GB",
+                 result["peak_rss_mb"] / 1024, repeats=n,
+                 notes=f"process peak RSS; {result['start_rss_mb'] / 1024:.2f} GB before it"),
+    ]
+
+
+def _gpu_rows(repeats: int, gaussians: int, size: int) -> list[dict]:
+    """Ours (PyTorch on CUDA) against gsplat on one scene; skipped rows without CUDA/gsplat."""
+    case = f"{gaussians} Gaussians @ {size}^2"
+    cases = [(f"forward ({case})", "time", "s"), (f"forward+backward ({case})", "time", "s"),
+             (f"peak memory forward+backward ({case})", "memory", "GB")]
+    why = None if cuda_available() else "needs CUDA, not available here"
+    if why is None:
+        try:
+            import gsplat  # noqa: F401
+        except ImportError as err:
+            why = f"gsplat is not installed ({err})"
+    if why is not None:
+        return [skipped_row("rasterizer", c, m, u, why, baseline_name="gsplat") for c, m, u in cases]
+    scene = {k: v.cuda() if torch.is_tensor(v) else v for k, v in make_scene(gaussians, size).items()}
+    ours = _cuda_figures(rasterize_torch, scene, repeats)
+    theirs = _cuda_figures(lambda **kw: rasterize(**kw, backend="gsplat"), scene, repeats)
+    return [make_row("rasterizer", c, m, u, o, t, "gsplat", device="cuda", repeats=repeats)
+            for (c, m, u), o, t in zip(cases, ours, theirs, strict=True)]
+
+
+def _cuda_figures(render, scene: dict, repeats: int) -> tuple[float, float, float]:
+    """Median forward and forward + backward seconds and peak GB of one renderer on CUDA."""
+    names = ("means", "quats", "scales", "opacities", "colors")
+
+    def forward():
+        with torch.no_grad():
+            render(**scene)
+
+    def forward_backward():
+        leaves = {k: scene[k].clone().requires_grad_(True) for k in names}
+        rgb, depth, alpha = render(**{**scene, **leaves})
+        (rgb.sum() + 0.1 * depth.sum() + alpha.sum()).backward()
+
+    fwd = median_time(forward, repeats, sync=cuda_sync)
+    fwd_bwd = median_time(forward_backward, repeats, sync=cuda_sync)
+    return fwd, fwd_bwd, peak_memory_gb(forward_backward, "cuda")
 
 
 def main(argv: list[str] | None = None) -> int:

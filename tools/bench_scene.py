@@ -5,7 +5,7 @@
 Each repeat runs ``python -m dreamdance.run stage=scene force=true`` in a fresh process into a
 temporary run directory and records its wall time, the per-step seconds from the manifest and
 the child's peak resident memory. Reports medians, each step's share of the total and the
-ratio to the 3-minute CPU target.
+ratio to the 3-minute CPU target. :func:`suite` gives the rows of ``tools.bench_all``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from tools.bench_common import make_row
+
 TARGET_S = 180.0
+QUICK = ["frames=5", "resolution=128", "stage.build_resolution=64",
+         "stage.build.reference_steps=40", "stage.build.view_steps=5",
+         "stage.spiral.candidates=12", "stage.spiral.views=2", "stage.custom.views=2"]
 
 
 def run(repeats: int = 3, overrides: list[str] | None = None) -> dict:
@@ -47,6 +52,30 @@ def run(repeats: int = 3, overrides: list[str] | None = None) -> dict:
         "peak_rss_mb": max(peaks), "target_s": TARGET_S, "ratio_to_target": wall / TARGET_S,
         "cpus": os.cpu_count(), "loadavg": os.getloadavg(),
     }
+
+
+def suite(repeats: int = 5, gpu: bool = False, quick: bool = False) -> list[dict]:
+    """Rows for ``tools.bench_all``: the scene stage's wall time (against the 3-minute CPU
+    target) and peak memory. ``quick`` runs small settings once (the target then does not
+    apply); the stage has no GPU variant, so ``gpu`` changes nothing."""
+    n = 1 if quick else repeats
+    return rows_of(run(n, QUICK if quick else None), quick)
+
+
+def rows_of(result: dict, quick: bool = False) -> list[dict]:
+    """Rows of one :func:`run` result."""
+    n = result["repeats"]
+    case = "sample, " + ("quick (frames=5, resolution=128)" if quick else "default CPU settings")
+    overrides = f"; overrides: {' '.join(result['overrides'])}" if result["overrides"] else ""
+    slowest = sorted(result["step_share"].items(), key=lambda kv: -kv[1])[:3]
+    shares = ", ".join(f"{k} {100 * v:.0f}%" for k, v in slowest)
+    return [
+        make_row("scene", case, "time", "s", result["wall_s"],
+                 target=None if quick else f"<= {TARGET_S:g}", repeats=n,
+                 notes=f"fresh process per run; slowest steps: {shares}{overrides}"),
+        make_row("scene", case, "memory", "GB", result["peak_rss_mb"] / 1024, repeats=n,
+                 notes="peak RSS of the stage process"),
+    ]
 
 
 def main(argv: list[str] | None = None) -> dict:
