@@ -6,11 +6,11 @@ import subprocess
 import sys
 
 import pytest
+from synthetic_data import make_dataset
 
 from dreamdance.media import read_video
 from dreamdance.train import checkpoint
 from dreamdance.train.layout import read_metadata, write_metadata
-from synthetic_data import make_dataset
 
 TINY = ["stage=train", "model=tiny", "device=cpu", "train.data.frames=9",
         "train.data.height=32", "train.data.width=32", "train.num_workers=0",
