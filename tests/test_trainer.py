@@ -221,3 +221,23 @@ def test_frame_counts_the_model_cannot_take_are_refused():
         check_frames(48, 32, 32, tiny_components("1.0")["transformer"], 16)
     with pytest.raises(InputError, match="train.data.width=40"):
         check_frames(13, 32, 40, model, 16)
+
+
+def test_cached_latents_train_like_encoding_on_the_fly(tmp_path):
+    args = ("train.steps=2", "train.black_box_steps=1", "train.cache.samples=2")
+    cached = trainer(tmp_path / "a", Samples(3), None, *args)
+    with_cache = cached.train()
+    files = sorted(p.name for p in (tmp_path / "a/train/cache").glob("*.safetensors"))
+    assert files == ["0000000.safetensors", "0000001.safetensors"]
+    plain = trainer(tmp_path / "b", Samples(3), None, "train.steps=2", "train.black_box_steps=1")
+    np.testing.assert_allclose(with_cache, plain.train(), rtol=1e-5)  # both black-box variants
+
+    from dreamdance.train import cache
+
+    folder = tmp_path / "a/train/cache"
+    stamp = (folder / "0000000.safetensors").stat().st_mtime_ns
+    again = trainer(tmp_path / "a", Samples(3), None, *args)
+    again.build_cache()  # the same dataset, config and model: kept
+    assert (folder / "0000000.safetensors").stat().st_mtime_ns == stamp
+    cache.prepare(folder, "another-key", True)  # another dataset, config or model: emptied
+    assert not (folder / "0000000.safetensors").exists()

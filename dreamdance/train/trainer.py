@@ -12,6 +12,9 @@ One optimiser step (``train.grad_accum`` micro-batches per process):
    ``train.drop_pose`` / ``train.drop_character``, exactly as the pipeline's unconditional branch;
 5. the mask-weighted v-loss (:mod:`dreamdance.train.loss`), backward, clip, step.
 
+With ``train.cache.samples`` > 0, step 3 is done once for a fixed set of samples and read back
+from disk (:mod:`dreamdance.train.cache`).
+
 Every random draw of a micro-step (noise, timesteps, dropout) comes from a generator seeded by
 ``(seed, micro-step, process)``, so a resumed run continues exactly as an uninterrupted one.
 The distributed engine is accelerate's (DDP, DeepSpeed ZeRO or FSDP from ``accelerate launch``).
@@ -33,7 +36,7 @@ from torch.utils.data import DataLoader, Sampler
 from dreamdance.animate.pipeline import CHARACTER_GREY, DreamDancePipeline
 from dreamdance.animate.transformer import repeat_character
 from dreamdance.errors import InputError
-from dreamdance.train import checkpoint
+from dreamdance.train import cache, checkpoint
 from dreamdance.train.adapters import make_optimizer, set_trainable
 from dreamdance.train.dropout import keep_masks
 from dreamdance.train.loss import fill_boxes, latent_mask, loss_weights, v_loss
@@ -177,7 +180,7 @@ class Trainer:
         batch = {k: v.to(device) for k, v in batch.items()}
         background = batch["background"]  # [B, F, 3, H, W]
         if black_boxes:
-            background = fill_boxes(background, batch["boxes"])
+            background = fill_boxes(background, batch["boxes"])  # [B, F, 3, H, W]
         mask = batch["mask"].unsqueeze(2).expand(-1, -1, 3, -1, -1)  # [B, F, 3, H, W]
         videos = [batch["video"], background, mask, *(batch[f"pose_{k}"] for k in POSE_KEYS)]
         b = videos[0].shape[0]
@@ -214,6 +217,44 @@ class Trainer:
             keep_character=keep_character.to(self.device), return_dict=False)[0]
         return v_loss(prediction, target, loss_weights(enc["mask"], cfg.mask_weight))
 
+    # -- precomputed latents ---------------------------------------------------------------------
+
+    def build_cache(self) -> cache.CachedLatents | None:
+        """Encode the first ``cache.samples`` samples once (each process its share), or None
+        when the cache is off; see :mod:`dreamdance.train.cache`."""
+        cfg, acc = self.cfg, self.acc
+        n = cfg.cache.samples
+        if not n:
+            return None
+        folder = Path(cfg.cache.folder) if cfg.cache.folder else self.folder / "cache"
+        key = cache.fingerprint(data=_plain(cfg.data), seed=self.seed,
+                                root=str(getattr(self.dataset, "root", "")),
+                                vae=dict(self.pipe.vae.config),
+                                clip=self.pipe.image_encoder.config.to_dict())
+        cache.prepare(folder, key, acc.is_main_process)
+        acc.wait_for_everyone()
+        todo = [i for i in range(acc.process_index, n, acc.num_processes)
+                if not cache.file(folder, i).is_file()]
+        from tqdm.auto import tqdm
+
+        for i in tqdm(todo, desc="cache latents", disable=not acc.is_local_main_process):
+            batch = collate([self.dataset[i]])
+            enc = self.encode(batch, black_boxes=False)
+            boxed = fill_boxes(batch["background"].to(self.device), batch["boxes"].to(self.device))
+            enc["background_boxed"] = torch.cat(
+                [self.pipe.encode_video(boxed).float(), enc["background"][:, :, 16:]], 2)
+            cache.write(folder, i, {k: v[0] for k, v in enc.items()})
+        acc.wait_for_everyone()
+        return cache.CachedLatents(folder, n)
+
+    def cached(self, batch: dict[str, torch.Tensor], black_boxes: bool) -> dict[str, torch.Tensor]:
+        """A batch of cached latents as :meth:`encode` returns them."""
+        enc = {k: v.to(self.device) for k, v in batch.items()}
+        boxed = enc.pop("background_boxed")
+        if black_boxes:
+            enc["background"] = boxed
+        return enc
+
     # -- the loop ------------------------------------------------------------------------------
 
     def train(self) -> list[float]:
@@ -223,7 +264,8 @@ class Trainer:
         if cfg.tensorboard:
             acc.init_trackers("dreamdance")
         micro_start = self.step * cfg.grad_accum
-        loader = DataLoader(self.dataset, batch_size=cfg.batch_size, collate_fn=collate,
+        latents = self.build_cache()
+        loader = DataLoader(latents or self.dataset, batch_size=cfg.batch_size, collate_fn=collate,
                             sampler=IndexSampler(micro_start, acc.process_index,
                                                  acc.num_processes, cfg.batch_size),
                             num_workers=cfg.num_workers,
@@ -240,7 +282,9 @@ class Trainer:
             for a in range(cfg.grad_accum):
                 micro = self.step * cfg.grad_accum + a
                 with acc.accumulate(self.model):
-                    enc = self.encode(next(batches), self.step < cfg.black_box_steps)
+                    black = self.step < cfg.black_box_steps
+                    batch = next(batches)
+                    enc = self.cached(batch, black) if latents else self.encode(batch, black)
                     loss = self.loss(enc, step_generator(self.seed, micro, acc.process_index))
                     acc.backward(loss)
                     if acc.sync_gradients and cfg.max_grad_norm:
@@ -395,6 +439,13 @@ class Trainer:
             log.info("validation: %s", path)
         acc.wait_for_everyone()
         return path
+
+
+def _plain(node: Any) -> Any:
+    """A config node as plain Python values."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
 
 
 def _dtype(name: str | None) -> torch.dtype | None:
