@@ -23,8 +23,6 @@ import argparse
 import inspect
 import json
 import os
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +33,7 @@ from tools.bench_common import (
     cuda_sync,
     make_row,
     median_time,
+    median_times_paired,
     peak_memory_gb,
     quick_repeats,
     skipped_row,
@@ -47,16 +46,6 @@ CONFIG_5B = dict(num_attention_heads=48, attention_head_dim=64, in_channels=32, 
                  time_embed_dim=512, text_embed_dim=4096, num_layers=42, sample_width=96,
                  sample_height=96, sample_frames=49, patch_size=2, max_text_seq_length=226,
                  use_rotary_positional_embeddings=True, use_learned_positional_embeddings=True)
-
-
-def _median_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def per_step(repeats: int = 5, layers: int = 2, heads: int = 4, head_dim: int = 32,
@@ -83,14 +72,12 @@ def per_step(repeats: int = 5, layers: int = 2, heads: int = 4, head_dim: int = 
     rope = ours.rotary_embedding(frames, size, size)
     text = ours.encode_image(clip, 1)
     with torch.no_grad():
-        base_s = _median_time(lambda: base(torch.cat([x, bg[:, :, :16]], 2), text, t,
-                                           image_rotary_emb=rope), repeats)
-        pose_tokens, char_tokens = ours.condition_tokens(pose, char)  # once per call, as
-        ours_s = _median_time(lambda: ours(x, bg, t, clip, image_rotary_emb=rope,  # the pipeline
-                                           pose_tokens=pose_tokens, character_tokens=char_tokens),
-                              repeats)
-        raw_s = _median_time(lambda: ours(x, bg, t, clip, pose, char, image_rotary_emb=rope),
-                             repeats)
+        pose_tokens, char_tokens = ours.condition_tokens(pose, char)  # once per call, as the
+        base_s, ours_s, raw_s = median_times_paired([  # pipeline does; a step's work alternates
+            lambda: base(torch.cat([x, bg[:, :, :16]], 2), text, t, image_rotary_emb=rope),
+            lambda: ours(x, bg, t, clip, image_rotary_emb=rope, pose_tokens=pose_tokens,
+                         character_tokens=char_tokens),
+            lambda: ours(x, bg, t, clip, pose, char, image_rotary_emb=rope)], repeats * 4)
     return {"config": {"layers": layers, "heads": heads, "head_dim": head_dim,
                        "latent": [frames, size, size]},
             "base_s": base_s, "ours_s": ours_s, "ours_raw_s": raw_s, "ratio": ours_s / base_s,
@@ -133,7 +120,7 @@ def pipeline_overhead(repeats: int = 5, steps: int = 4, frames: int = 9, size: i
                  height=size, width=size, num_inference_steps=steps, guidance_scale=guidance,
                  generator=torch.Generator().manual_seed(0))
 
-        b, o = _median_time(run_baseline, repeats), _median_time(run_ours, repeats)
+        b, o = median_times_paired([run_baseline, run_ours], repeats)
         results[f"guidance_{guidance:g}"] = {"baseline_s": b, "ours_s": o, "ratio": o / b}
     return {"frames": frames, "size": size, "steps": steps, **results, "target": 1.10}
 

@@ -52,6 +52,24 @@ def median_time(fn: Callable[[], Any], repeats: int, warmup: int = 1,
     return statistics.median(times)
 
 
+def median_times_paired(fns: list[Callable[[], Any]], repeats: int, warmup: int = 1,
+                        timer: Callable[[], float] = time.perf_counter) -> list[float]:
+    """Median seconds of each of ``fns``, timed in alternation (a, b, a, b, …) so that a
+    change of machine load during the run falls on all of them alike."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, bucket in zip(fns, times, strict=True):
+            start = timer()
+            fn()
+            bucket.append(timer() - start)
+    return [statistics.median(bucket) for bucket in times]
+
+
 def reset_cpu_peak() -> bool:
     """Reset the process's peak resident set (Linux ``clear_refs``); False where the system does
     not allow it, and :func:`cpu_peak_gb` then counts from the process start."""
