@@ -13,9 +13,9 @@ nothing is downloaded. Bad input: one line on stderr naming it, exit code 2, not
 from __future__ import annotations
 
 import logging
-import sys
 
 from dreamdance.errors import InputError
+from tools.cli import key_values, tool_main
 
 log = logging.getLogger("dreamdance.eval")
 
@@ -35,19 +35,7 @@ def parse_args(argv: list[str]) -> dict:
     """
     from dreamdance.eval.evaluate import METRICS
 
-    args: dict = {}
-    for a in argv:
-        key, eq, value = a.partition("=")
-        if not eq or not key:
-            raise InputError(a, "arguments are key=value (see python -m tools.evaluate --help)")
-        if key not in KEYS:
-            raise InputError(key, f"unknown key; known: {', '.join(KEYS)}")
-        if key in args:
-            raise InputError(key, "given twice")
-        args[key] = value
-    for key in ("pred", "ref", "out"):
-        if not args.get(key):
-            raise InputError(key, "required (e.g. pred=videos/ ref=gt/ out=metrics.json)")
+    args: dict = key_values(argv, KEYS, tool="tools.evaluate", required=("pred", "ref", "out"))[0]
     args = {**DEFAULTS, **args}
     metrics = [m.strip() for m in args["metrics"].split(",") if m.strip()]
     bad = [m for m in metrics if m not in METRICS]
@@ -127,18 +115,8 @@ def run(argv: list[str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from dreamdance.run import EXIT_BAD_INPUT
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if any(a in ("-h", "--help") for a in argv):
-        print(__doc__)
-        return
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        run(argv)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(EXIT_BAD_INPUT)
+    """The command line (see the module's docstring)."""
+    tool_main(__doc__, run, argv)
 
 
 if __name__ == "__main__":

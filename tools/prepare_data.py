@@ -21,17 +21,16 @@ and ``metadata.jsonl``. Bad arguments: one line on stderr, exit code 2, nothing 
 from __future__ import annotations
 
 import logging
-import sys
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from dreamdance.errors import InputError
+from tools.cli import compose_config, key_values, tool_main
 
 log = logging.getLogger("dreamdance.prepare_data")
-EXIT_BAD_INPUT = 2
 REQUIRED = ("videos", "out")
-PASSED_ON = ("pose", "segmenter", "weights", "device", "motion.smooth")  # to the run config
+PASSED_ON = ("pose", "pose.", "segmenter.", "weights.", "device", "motion.smooth.")  # run config
 SEGMENTERS = ("grabcut", "birefnet", "none")  # the ones that segment any video frame
 DEFAULT_SEGMENTER = "grabcut"
 GRABCUT_MAX_SIDE = 256  # GrabCut per frame at this long side: ~0.1 s a 768-px frame on one core
@@ -52,27 +51,10 @@ def parse_args(argv: list[str]) -> tuple[Any, list[str]]:
     from dreamdance.train.prepare import PrepareOptions
 
     types = {f.name: f.type for f in fields(PrepareOptions)}
-    values: dict[str, Any] = {}
-    overrides: list[str] = []
-    segmenter = DEFAULT_SEGMENTER
-    for arg in argv:
-        key, sep, value = arg.partition("=")
-        if not sep or not key:
-            raise InputError(arg, "expected key=value (see python -m tools.prepare_data --help)")
-        if key == "segmenter":
-            segmenter = value
-        elif key in types:
-            if key in values:
-                raise InputError(arg, f"{key}= given twice")
-            values[key] = _parse(key, value, types[key])
-        elif any(key == k or key.startswith(k + ".") for k in PASSED_ON):
-            overrides.append(arg)
-        else:
-            raise InputError(key, "unknown key; the keys are " + ", ".join(
-                [*types, "pose", "segmenter", "weights.*", "device", "motion.smooth.*"]))
-    for key in REQUIRED:
-        if values.get(key) is None:
-            raise InputError(f"{key}=", "required")
+    given, overrides = key_values(argv, [*types, "segmenter"], PASSED_ON, "tools.prepare_data",
+                                  REQUIRED)
+    segmenter = given.pop("segmenter", DEFAULT_SEGMENTER)
+    values = {key: _parse(key, value, types[key]) for key, value in given.items()}
     if segmenter not in SEGMENTERS:
         raise InputError(f"segmenter={segmenter}", "cannot segment video frames; choose one of "
                                                    + ", ".join(SEGMENTERS))
@@ -104,10 +86,6 @@ def _parse(key: str, text: str, kind: str) -> Any:
 def compose_components(overrides: list[str]) -> Any:
     """The run config with the pose/segmenter overrides (``segmenter=none``: no segmenter
     group); a bad key or option is an :class:`InputError`."""
-    from hydra import compose, initialize_config_module
-
-    from dreamdance.run import check_overrides
-
     group = overrides[0].partition("=")[2]
     rest = overrides[1:]
     if group == "grabcut" and not any(o.startswith("segmenter.max_side=") for o in rest):
@@ -117,9 +95,7 @@ def compose_components(overrides: list[str]) -> Any:
     elif any(o.startswith("segmenter.") for o in rest):
         key = next(o for o in rest if o.startswith("segmenter."))
         raise InputError(key.partition("=")[0], "given with segmenter=none")
-    check_overrides(rest)
-    with initialize_config_module("dreamdance.conf", version_base="1.3"):
-        return compose("config", overrides=rest)
+    return compose_config(rest)
 
 
 def build_components(cfg: Any, need_pose: bool) -> Any:
@@ -176,16 +152,13 @@ def run(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] in ("-h", "--help"):
-        print(__doc__)
-        return
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        lines = run(args)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(EXIT_BAD_INPUT)
+    """The command line (see the module's docstring)."""
+    tool_main(__doc__, run, argv, report=_print_lines,
+              log_format="%(levelname)s %(name)s: %(message)s")
+
+
+def _print_lines(lines: list[str]) -> None:
+    """The summary, one line each."""
     for line in lines:
         print(line)
 

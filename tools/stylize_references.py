@@ -34,13 +34,11 @@ Keys (default):
 
 from __future__ import annotations
 
-import logging
-import sys
 from typing import Any
 
 from dreamdance.errors import InputError
+from tools.cli import compose_config, key_values, tool_main
 
-EXIT_BAD_INPUT = 2
 REQUIRED = ("data", "sdxl", "controlnet_depth", "controlnet_edge")
 OPTIONAL = {"prompt": None, "negative_prompt": None, "steps": "30", "strength": "0.75",
             "guidance": "7.0", "conditioning_scale": "0.5,0.5", "edges": "100,200",
@@ -55,24 +53,8 @@ def parse_args(argv: list[str]) -> tuple[dict[str, str], list[str]]:
     Raises:
         InputError: an argument without ``=``, an unknown or repeated key, a missing required key.
     """
-    args: dict[str, str] = {}
-    depth: list[str] = []
-    for arg in argv:
-        key, sep, value = arg.partition("=")
-        if not sep or not key:
-            raise InputError(arg, "expected key=value (see python -m tools.stylize_references "
-                                  "--help)")
-        if key.startswith("depth.") or key == "weights.depthpro":
-            depth.append(arg)
-            continue
-        if key not in REQUIRED and key not in OPTIONAL:
-            raise InputError(key, "unknown key; known: " + ", ".join((*REQUIRED, *OPTIONAL)))
-        if key in args:
-            raise InputError(key, "given twice")
-        args[key] = value
-    for key in REQUIRED:
-        if not args.get(key):
-            raise InputError(key, "required (see python -m tools.stylize_references --help)")
+    args, depth = key_values(argv, (*REQUIRED, *OPTIONAL), ("depth.", "weights.depthpro"),
+                             "tools.stylize_references", REQUIRED)
     for key, default in OPTIONAL.items():
         if default is not None:
             args.setdefault(key, default)
@@ -142,15 +124,9 @@ def build_depth(overrides: list[str]) -> Any:
     Raises:
         InputError: an unknown depth backend or key, or a missing DepthPro folder.
     """
-    from hydra import compose, initialize_config_module
-
     from dreamdance.inputs import build
-    from dreamdance.run import check_overrides
 
-    check_overrides(overrides)
-    with initialize_config_module("dreamdance.conf", version_base="1.3"):
-        cfg = compose("config", overrides=overrides)
-    return build(cfg.depth)
+    return build(compose_config(overrides).depth)
 
 
 def run(argv: list[str]) -> list[str]:
@@ -193,20 +169,8 @@ def run(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if any(a in ("-h", "--help") for a in argv):
-        print(__doc__)
-        return
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        done = run(argv)
-    except InputError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(EXIT_BAD_INPUT)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
-    print(f"stylised {len(done)} clips")
+    """The command line (see the module's docstring)."""
+    tool_main(__doc__, run, argv, report=lambda done: print(f"stylised {len(done)} clips"))
 
 
 if __name__ == "__main__":

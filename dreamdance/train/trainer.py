@@ -213,8 +213,8 @@ class Trainer:
         prediction = self.model(
             hidden_states=noisy, background=enc["background"], timestep=t,
             image_embeds=enc["image_embeds"], pose=enc["pose"], character=enc["character"],
-            ofs=ofs, image_rotary_emb=rotary, keep_pose=keep_pose.to(self.device),
-            keep_character=keep_character.to(self.device), return_dict=False)[0]
+            ofs=ofs, image_rotary_emb=rotary, keep_pose=keep_pose.bool().to(self.device),
+            keep_character=keep_character.bool().to(self.device), return_dict=False)[0]
         return v_loss(prediction, target, loss_weights(enc["mask"], cfg.mask_weight))
 
     # -- precomputed latents ---------------------------------------------------------------------
