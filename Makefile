@@ -29,7 +29,7 @@ demo: $(STAMP)
 	@echo "      $(DEMO_OUT)/animate/animation.mp4 (model=preview: the layout check, no diffusion)."
 	@echo "The diffusion model runs as: python -m dreamdance.run stage=animate model=cogvideox \\"
 	@echo "  out=$(DEMO_OUT) device=cuda weights.cogvideox=DIR weights.clip=DIR model.transformer=DIR"
-	@echo "(local folders; no trained DreamDance weights exist yet, see the README)."
+	@echo "(local folders; no trained DreamDance weights exist: train one with stage=train, see the README)."
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
