@@ -12,7 +12,7 @@ from dreamdance.animate.components import cogvideox_components, tiny_components
 from dreamdance.animate.pipeline import DreamDancePipeline
 from dreamdance.errors import InputError
 from dreamdance.train import checkpoint
-from dreamdance.train.sample import TrainSample
+from dreamdance.train.sample import TrainSample, collate
 from dreamdance.train.trainer import Trainer, check_frames, step_generator
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -85,8 +85,6 @@ def trainer(tmp_path, dataset=None, validation=None, *overrides):
 
 def fixed_loss(t: Trainer, dataset, draws: int = 8) -> float:
     """The loss at fixed noise, timesteps and dropout (the same before and after training)."""
-    from dreamdance.train.sample import collate
-
     enc = t.encode(collate([dataset[0]]), black_boxes=False)
     with torch.no_grad():
         return float(np.mean([t.loss(enc, step_generator(1234, k, 0)).item()
@@ -160,8 +158,7 @@ def test_lora_checkpoint_loads_into_the_animate_pipeline(tmp_path):
                                   str(clip), "fp32")
 
     sample = make_sample()
-    enc = t.encode(__import__("dreamdance.train.sample", fromlist=["collate"]).collate(
-        [sample.tensors()]), black_boxes=False)
+    enc = t.encode(collate([sample.tensors()]), black_boxes=False)
     x = torch.randn(enc["latents"].shape, generator=torch.Generator().manual_seed(0))
     args = dict(hidden_states=x, background=enc["background"], timestep=torch.tensor([500]),
                 image_embeds=enc["image_embeds"], pose=enc["pose"], character=enc["character"],
@@ -204,8 +201,6 @@ def test_black_boxes_only_in_the_first_steps(tmp_path, monkeypatch):
     t.train()
     assert seen == [True, True, False]
     # a black-box background encodes differently from the plain one
-    from dreamdance.train.sample import collate
-
     batch = collate([make_sample().tensors()])
     boxed, plain = encode(batch, True), encode(batch, False)
     assert not torch.allclose(boxed["background"], plain["background"])

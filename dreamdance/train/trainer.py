@@ -22,6 +22,7 @@ The distributed engine is accelerate's (DDP, DeepSpeed ZeRO or FSDP from ``accel
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -395,25 +396,18 @@ class Trainer:
         self.step = int(state["step"])
         log.info("resumed from %s at step %d", path, self.step)
 
-    def _ema_weights(self):
+    @contextlib.contextmanager
+    def _ema_weights(self) -> Iterator[None]:
         """A context in which the model holds its EMA weights (no-op without EMA)."""
-        import contextlib
-
-        ema, params = self.ema, self.params
-
-        @contextlib.contextmanager
-        def swap():
-            if ema is None:
-                yield
-                return
-            ema.store(params)
-            ema.copy_to(params)
-            try:
-                yield
-            finally:
-                ema.restore(params)
-
-        return swap()
+        if self.ema is None:
+            yield
+            return
+        self.ema.store(self.params)
+        self.ema.copy_to(self.params)
+        try:
+            yield
+        finally:
+            self.ema.restore(self.params)
 
     def validate(self) -> Path | None:
         """Animate the held-out sample and write ``validation/step-N.mp4`` (target | output)."""
