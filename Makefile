@@ -1,22 +1,39 @@
 # make demo: set up (once) and run the main job on the bundled sample with the CPU defaults.
 # make test: set up (once) and run the fast CPU test suite.
+# make lock: regenerate requirements.lock from setup.cfg (UPGRADE=1: newest versions of all).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LOCK   := requirements.lock
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 DEMO_OUT ?= runs/demo
+LOCK_VENV  ?= .venv-lock
+PIP_TOOLS  := pip-tools==7.6.2
 
-.PHONY: install test demo lint clean
+.PHONY: install test demo lint clean lock
 
 install: $(STAMP)
 
-# torch first and always under constraints.txt: an unpinned torch pulls a multi-GB CUDA build.
-$(STAMP): setup.cfg pyproject.toml constraints.txt
+# Exactly the locked versions (torch's CPU build among them), nothing resolved on the day:
+# the venv is made anew whenever the lock or the package metadata changes, and checked.
+$(STAMP): setup.cfg pyproject.toml constraints.txt $(LOCK)
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) torch==2.13.0
-	$(PIP) -e '.[test]'
+	$(PIP) --no-deps --no-build-isolation -r $(LOCK)
+	$(PIP) --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
+	$(BIN)/python -m tools.check_lock $(LOCK)
 	touch $(STAMP)
+
+# Resolve setup.cfg (with the test extra) under constraints.txt into exact pins. Without
+# UPGRADE, pins already in the lock are kept and only what setup.cfg changed is resolved.
+lock:
+	test -x $(LOCK_VENV)/bin/pip-compile || { $(PYTHON) -m venv $(LOCK_VENV) && \
+	  $(LOCK_VENV)/bin/python -m pip install --quiet -c constraints.txt $(PIP_TOOLS); }
+	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet --extra test --allow-unsafe --strip-extras \
+	  --no-emit-index-url --no-emit-find-links --no-emit-trusted-host \
+	  $(if $(UPGRADE),--upgrade) -c constraints.txt -o $(LOCK) setup.cfg
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -35,4 +52,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(LOCK_VENV) build dist *.egg-info .pytest_cache .ruff_cache
