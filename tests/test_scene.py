@@ -2,13 +2,11 @@
 re-runs are skipped, and bad input is refused."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_module
+from runner import refused, run
 
 from dreamdance.camera import intrinsics_from_fov
 from dreamdance.media import load_image, read_video, resize
@@ -61,10 +59,7 @@ def test_textured_plane_novel_view_matches_the_analytic_render():
 @pytest.fixture(scope="module")
 def sample_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("scene")
-    with initialize_config_module("dreamdance.conf", version_base="1.3"):
-        cfg = compose("config", overrides=["stage=scene", f"out={out}", *SMALL])
-    run_stage(cfg)
-    return out, cfg
+    return out, run("stage=scene", f"out={out}", *SMALL)
 
 
 def test_sample_scene_outputs_and_quality(sample_run):
@@ -100,11 +95,6 @@ def test_sample_scene_rerun_skips_every_step(sample_run):
     assert before == after
 
 
-def cli(*args):
-    return subprocess.run([sys.executable, "-m", "dreamdance.run", "stage=scene", *map(str, args)],
-                          capture_output=True, text=True, timeout=300)
-
-
 @pytest.mark.parametrize("case", ["empty mask", "full mask", "tiny image", "missing weights"])
 def test_bad_scene_input(tmp_path, case):
     from PIL import Image
@@ -121,10 +111,7 @@ def test_bad_scene_input(tmp_path, case):
         "missing weights": (["depth=depthpro"], "weights.depthpro"),
     }[case]
     out = tmp_path / "out"
-    result = cli(f"out={out}", *SMALL, *args)
-    assert result.returncode == 2, result.stderr[-2000:]
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and expected in lines[0], result.stderr[-2000:]
+    assert expected in refused("stage=scene", f"out={out}", *SMALL, *args)
     written = [p.relative_to(out) for p in out.rglob("*") if p.is_file()] if out.exists() else []
     assert [p for p in written if p.parts[0] != "logs" and p.name != "manifest.json"] == []
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from runner import refused
 from synthetic_data import make_dataset
 
 from dreamdance.media import read_video
@@ -65,17 +66,13 @@ def test_trains_validates_refuses_and_resumes(data, tmp_path):
 ])
 def test_bad_configs_are_refused_before_the_first_step(data, tmp_path, args, message):
     out = tmp_path / "run"
-    r = cli(*TINY, f"data={data}", f"out={out}", "train.steps=1", *args)
-    assert r.returncode == 2, r.stderr[-2000:]
-    assert message in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert message in refused(*TINY, f"data={data}", f"out={out}", "train.steps=1", *args)
     assert not (out / "train/checkpoints").exists()
 
 
 def test_missing_data_is_one_line(tmp_path):
-    r = cli(*TINY, f"out={tmp_path / 'run'}")
-    assert r.returncode == 2 and "data: missing" in r.stderr
-    r = cli(*TINY, f"data={tmp_path / 'none'}", f"out={tmp_path / 'run'}")
-    assert r.returncode == 2 and "not a folder" in r.stderr
+    assert "data: missing" in refused(*TINY, f"out={tmp_path / 'run'}")
+    assert "not a folder" in refused(*TINY, f"data={tmp_path / 'none'}", f"out={tmp_path / 'run'}")
 
 
 def test_two_processes_gloo(data, tmp_path):
