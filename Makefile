@@ -39,11 +39,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 demo: $(STAMP)
-	$(BIN)/python -m dreamdance.run stage=motion out=$(DEMO_OUT)
 	$(BIN)/python -m dreamdance.run stage=scene out=$(DEMO_OUT)
-	$(BIN)/python -m dreamdance.run stage=animate model=preview out=$(DEMO_OUT)
-	@echo "demo: see $(DEMO_OUT)/motion/preview.png, $(DEMO_OUT)/scene/preview.png and"
-	@echo "      $(DEMO_OUT)/animate/animation.mp4 (model=preview: the layout check, no diffusion)."
+	$(BIN)/python -m dreamdance.run stage=animate out=$(DEMO_OUT)
+	@echo "demo: see $(DEMO_OUT)/animate/animation.mp4 and its contact sheet $(DEMO_OUT)/animate/preview.png,"
+	@echo "      $(DEMO_OUT)/motion/preview.png and $(DEMO_OUT)/scene/preview.png."
 	@echo "The diffusion model runs as: python -m dreamdance.run stage=animate model=cogvideox \\"
 	@echo "  out=$(DEMO_OUT) device=cuda weights.cogvideox=DIR weights.clip=DIR model.transformer=DIR"
 	@echo "(local folders; no trained DreamDance weights exist: train one with stage=train, see the README)."

@@ -76,6 +76,21 @@ def motion_preview(art: np.ndarray, poses: PoseSequence, cams: Trajectory) -> np
     return contact_sheet(tiles + [trajectory_plot(cams)], labels, cols=7)
 
 
+def animation_preview(frames: np.ndarray, poses: PoseSequence, count: int = 8) -> np.ndarray:
+    """``count`` frames of the animation ``[T, H, W, 3]`` float in [0, 1], evenly spread, each
+    with the aligned pose it should follow drawn over it (thin, half-transparent), so a user
+    sees at a glance whether the character follows the dance. [h, w, 3] uint8"""
+    assert len(frames) == len(poses), (len(frames), len(poses))
+    picks = np.unique(np.linspace(0, len(frames) - 1, min(count, len(frames))).round().astype(int))
+    tiles = []
+    for t in picks:
+        frame = to_uint8(frames[t])
+        pose = render_pose(poses, t, parts=("body",))
+        drawn = pose.any(-1, keepdims=True)
+        tiles.append(np.where(drawn, (0.5 * frame + 0.5 * pose).astype(np.uint8), frame))
+    return contact_sheet(tiles, [f"frame {t}" for t in picks], cols=min(len(tiles), 4))
+
+
 def depth_colours(depth: np.ndarray) -> np.ndarray:
     """Depth ``[H, W]`` as a colour image (near = warm), robust to outliers. [H, W, 3] uint8"""
     valid = np.isfinite(depth) & (depth > 0)

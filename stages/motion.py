@@ -25,7 +25,7 @@ from dreamdance.io import read_json
 from dreamdance.media import fit_size, load_image, resize, save_image, write_video
 from dreamdance.motion.align import CharacterFrame, align_poses
 from dreamdance.motion.mask import mask_video, pose_masks
-from dreamdance.motion.poses import frame_index, read_poses, write_poses
+from dreamdance.motion.poses import PoseSequence, frame_index, read_poses, write_poses
 from dreamdance.motion.sources import (
     camera_source,
     check_driving,
@@ -56,7 +56,7 @@ def run(cfg: DictConfig) -> None:
     tracker = build(cfg.camtrack) if tracked else None
     cams = None if tracked else camera_source(cfg, width, height, mo.camera_length,
                                                mo.preset_depth, mo.preset_amplitude)
-    character = _character(cfg, art, width, height)
+    character, own = _character(cfg, art, width, height)
     video = {}
 
     def frames():  # the driving video, read once and only when a step needs it
@@ -126,6 +126,13 @@ def run(cfg: DictConfig) -> None:
                  {"aligned": p("motion/poses_aligned.json"), "mask": _plain(cfg.mask),
                   "fps": cfg.fps}, write_videos)
 
+    if own is not None:  # the art's own pose in the working frame: the puppet's rest pose
+        run_dir.step("motion/character", ["motion/character_pose.json"],
+                     {"character_pose": input_file(cfg.character_pose, "character_pose",
+                                                   assets.ART_POSE if cfg.image is None else None),
+                      "size": [width, height]},
+                     lambda: write_poses(p("motion/character_pose.json"), own))
+
     def write_preview() -> None:
         aligned = read_poses(p("motion/poses_aligned.json"))
         traj = read_trajectory(p("motion/camera.json"), width, height, np.eye(3))
@@ -140,8 +147,10 @@ def run(cfg: DictConfig) -> None:
              run_dir.root)
 
 
-def _character(cfg: DictConfig, art, width: int, height: int) -> CharacterFrame:
-    """Where the character stands in the working frame, for pose alignment.
+def _character(cfg: DictConfig, art, width: int, height: int
+               ) -> tuple[CharacterFrame, PoseSequence | None]:
+    """Where the character stands in the working frame, for pose alignment, and its own pose
+    there when known.
 
     From ``character_pose=`` (the art's own pose), the sample's pose for the sample art, the
     scene stage's cut-out, or the art's alpha; ``motion.align=none`` needs none of them.
@@ -152,7 +161,7 @@ def _character(cfg: DictConfig, art, width: int, height: int) -> CharacterFrame:
     if pose_path is not None:
         name = f"character_pose={cfg.character_pose or pose_path}"
         own = align_poses(read_pose_file(pose_path, name, cfg.fps), whole, "none", name=name)
-        return CharacterFrame.from_pose(own, name=name)
+        return CharacterFrame.from_pose(own, name=name), own
     cut = None
     scene_cut = Path(cfg.out) / "scene/character.png"
     if scene_cut.is_file():
@@ -161,9 +170,9 @@ def _character(cfg: DictConfig, art, width: int, height: int) -> CharacterFrame:
         cut = art.alpha
     if cut is not None:
         return CharacterFrame.from_mask(resize(cut, (width, height))[0] >= 0.5,
-                                        name="the character's mask")
+                                        name="the character's mask"), None
     if cfg.motion.align == "none":
-        return whole
+        return whole, None
     raise InputError(f"motion.align={cfg.motion.align}",
                      "needs the character's placement: give character_pose=FILE (the art's own "
                      "pose), an image with alpha, or run stage=scene first; or set "

@@ -14,12 +14,10 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from dreamdance.errors import InputError
-from dreamdance.inputs import check_common, resolve_device
+from dreamdance.inputs import build, check_common, resolve_device
 from dreamdance.train import checkpoint
 
 log = logging.getLogger(__name__)
-
-MODELS = ("tiny", "cogvideox")
 
 
 def run(cfg: DictConfig) -> None:
@@ -27,9 +25,10 @@ def run(cfg: DictConfig) -> None:
     if cfg.data is None:
         raise InputError("data", "missing: name the dataset folder (data=DIR, made with "
                                  "python -m tools.prepare_data)")
-    if cfg.model.name not in MODELS:
-        raise InputError(f"model={cfg.model.name}", f"cannot be trained (choose "
-                                                    f"{', '.join(MODELS)})")
+    backend = build(cfg.model)
+    if not hasattr(backend, "components"):
+        raise InputError(f"model={backend.name}", "cannot be trained (choose a diffusion "
+                                                  "backend: tiny or cogvideox)")
     t = cfg.train
     resolve_device(cfg.device)
     folder = Path(cfg.out) / "train"
@@ -42,7 +41,7 @@ def run(cfg: DictConfig) -> None:
     dataset = ClipDataset(cfg.data, data_cfg, seed=cfg.seed, split="train")
     validation = _validation_sample(cfg, data_cfg)
     cpu = resolve_device(cfg.device) == "cpu"
-    trainer = Trainer(t, _components(cfg), dataset, folder, seed=cfg.seed, validation=validation,
+    trainer = Trainer(t, backend.components(cfg.seed), dataset, folder, seed=cfg.seed, validation=validation,
                       cpu=cpu)
     if resume is not None:
         trainer.resume(resume)
@@ -87,13 +86,3 @@ def _validation_sample(cfg: DictConfig, data_cfg):
         return None
     return ClipDataset(cfg.data, data_cfg, seed=cfg.seed, split="val").sample(0)
 
-
-def _components(cfg: DictConfig) -> dict:
-    from dreamdance.animate.components import cogvideox_components, tiny_components
-
-    m = cfg.model
-    if m.name == "tiny":
-        log.warning("model=tiny: tiny random parts; this checks the training code, it does not "
-                    "train a usable model")
-        return tiny_components(str(m.layout), seed=cfg.seed)
-    return cogvideox_components(m.base, m.transformer, m.clip, m.dtype)

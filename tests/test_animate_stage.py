@@ -1,5 +1,7 @@
-"""stage=animate with model=preview: the layout check over the run directory."""
+"""stage=animate: the seam every backend goes through, on a fresh run directory, and the
+preview backend (the layout check)."""
 
+import os
 import subprocess
 import sys
 
@@ -8,7 +10,7 @@ import pytest
 from runner import refused, run
 
 from dreamdance.animate.compose import alpha_box, composite_preview, paste_matrix
-from dreamdance.media import read_video
+from dreamdance.media import load_image, read_video
 from dreamdance.motion.poses import PARTS, PoseSequence
 
 RUN = ["frames=5", "resolution=128", "stage.build_resolution=64",
@@ -54,10 +56,13 @@ def test_animate_preview_end_to_end(tmp_path):
     early = cli("stage=animate", f"out={out}")  # the command line's exit code and one line
     assert early.returncode == 2 and "run stage=scene with the same out= first" in early.stderr
     assert len(early.stderr.strip().splitlines()) == 1
-    for stage in ("motion", "scene", "animate"):
-        run(f"stage={stage}", f"out={out}", *RUN[:2], *(RUN[2:] if stage == "scene" else []))
+    run("stage=scene", f"out={out}", *RUN)  # then animate alone: the motion steps run first
+    run("stage=animate", f"out={out}", "model=preview", *RUN[:2])
+    assert (out / "motion/poses_aligned.json").is_file()
     video = read_video(out / "animate/animation.mp4")
     assert video.frames.shape == (5, 128, 128, 3)
+    sheet = load_image(out / "animate/preview.png").rgb
+    assert sheet.shape[0] > 100 and sheet.std() > 0.05  # a contact sheet, not a blank
     run("stage=animate", f"out={out}", "model=tiny", "force=true", *RUN[:2])
     noise = read_video(out / "animate/animation.mp4")
     assert noise.frames.shape == (5, 128, 128, 3)
@@ -66,4 +71,58 @@ def test_animate_preview_end_to_end(tmp_path):
                                                    "model=cogvideox", *RUN[:2])
     run("stage=motion", f"out={out}", "frames=6", "resolution=128")
     assert "frame counts disagree" in refused("stage=animate", f"out={out}", "frames=6",
-                                              "resolution=128")
+                                              "resolution=128", "model=preview")
+
+
+STAND_IN = '''
+import pathlib
+
+import numpy as np
+
+from dreamdance.animate.backend import AnimateOutput
+
+
+class Negative:
+    """The background in negative, red where the mask is, and a picture of its own."""
+
+    def __init__(self, name, strength, report):
+        self.name, self.strength, self.report = name, strength, report
+
+    def __call__(self, inputs):
+        frames = 1 - inputs.background * self.strength
+        frames[inputs.masks] = [1.0, 0.0, 0.0]
+        seen = dict(frames=inputs.num_frames, size=inputs.size, own=inputs.character_pose
+                    is not None, fps=inputs.fps, seed=inputs.seed, device=inputs.device,
+                    keys=sorted(inputs.pose_videos), driving=inputs.driving is None)
+        pathlib.Path(self.report).write_text(repr(seen))
+        return AnimateOutput(frames.astype(np.float32), {"extra": np.zeros((8, 8, 3), np.uint8)})
+'''
+
+
+def test_a_new_backend_is_one_file_and_one_yaml(tmp_path):
+    """A backend defined outside the package runs through stage=animate unchanged."""
+    code, conf = tmp_path / "code", tmp_path / "conf" / "model"
+    code.mkdir()
+    conf.mkdir(parents=True)
+    report = tmp_path / "seen.txt"
+    (code / "standin_backend.py").write_text(STAND_IN)
+    (conf / "negative.yaml").write_text(f"_target_: standin_backend.Negative\nname: negative\n"
+                                        f"strength: 1.0\nreport: {report}\n")
+    out = tmp_path / "run"
+    run("stage=scene", f"out={out}", *RUN)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(code), os.environ.get(
+        "PYTHONPATH", "")])}
+    r = subprocess.run([sys.executable, "-m", "dreamdance.run", "stage=animate", f"out={out}",
+                        f"hydra.searchpath=[file://{tmp_path / 'conf'}]", "model=negative",
+                        "device=cpu", *RUN[:2]], capture_output=True, text=True, timeout=300,
+                       env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert eval(report.read_text()) == dict(frames=5, size=(128, 128), own=True, fps=8.0, seed=0,
+                                            device="cpu", keys=["body", "face", "hand"],
+                                            driving=True)
+    video = read_video(out / "animate/animation.mp4").frames.astype(float)
+    background = read_video(out / "scene/background.mp4").frames.astype(float)
+    masks = read_video(out / "animate/mask.mp4").frames[..., 0] > 127
+    assert np.median(np.abs(video - (255 - background))[~masks]) < 8  # this backend's frames
+    assert np.median(video[masks][:, 0]) > 200  # red where the mask is
+    assert (out / "animate/extra.png").is_file() and (out / "animate/preview.png").is_file()

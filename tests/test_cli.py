@@ -38,7 +38,7 @@ def test_sample_run_then_resume_then_force(tmp_path):
     assert first.returncode == 0, first.stderr
     assert artifacts(out) == ["animate/mask.mp4", "animate/pose_body.mp4",
                              "animate/pose_face.mp4", "animate/pose_hand.mp4", "manifest.json",
-                             "motion/camera.json", "motion/poses.json",
+                             "motion/camera.json", "motion/character_pose.json", "motion/poses.json",
                              "motion/poses_aligned.json", "motion/preview.png"]
     cams = json.loads((out / "motion/camera.json").read_text())
     assert len(cams["frames"]) == 9 and cams["frames"][0]["width"] == 128
@@ -58,7 +58,7 @@ def test_sample_run_then_resume_then_force(tmp_path):
 
     again = cli(f"out={out}", *FAST)
     assert again.returncode == 0
-    assert again.stdout.count("unchanged, skipped") == 5
+    assert again.stdout.count("unchanged, skipped") == 6
     assert (out / "motion/camera.json").stat().st_mtime_ns == stamp
 
     changed = cli(f"out={out}", "frames=9", "resolution=160")  # camera changes, poses do not
@@ -67,7 +67,7 @@ def test_sample_run_then_resume_then_force(tmp_path):
     assert "step motion/preview: running" in changed.stdout  # its input file changed
 
     forced = cli(f"out={out}", "frames=9", "resolution=160", "force=true")
-    assert forced.stdout.count(": running") == 5
+    assert forced.stdout.count(": running") == 6
     assert list((out / "logs").glob("*-motion.log"))
 
 

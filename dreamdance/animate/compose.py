@@ -11,6 +11,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from dreamdance.animate.backend import AnimateInputs, AnimateOutput
+from dreamdance.errors import InputError
 from dreamdance.motion.align import pose_box, pose_frame
 from dreamdance.motion.poses import PoseSequence
 
@@ -64,3 +66,21 @@ def composite_preview(character: np.ndarray, background: np.ndarray, poses: Pose
             frame = a * warped[..., :3] + (1 - a) * frame
         out[i] = np.clip(frame, 0, 1)
     return out
+
+
+class Preview:
+    """``model=preview``: the layout check as an animate backend (no weights, seconds).
+
+    Args:
+        name: the option's name, for messages.
+        tint: strength of the inpainting mask's tint.
+    """
+
+    def __init__(self, name: str = "preview", tint: float = 0.25):
+        if not 0 <= tint <= 1:
+            raise InputError(f"model.tint={tint}", "must lie in [0, 1]")
+        self.name, self.tint = name, float(tint)
+
+    def __call__(self, inputs: AnimateInputs) -> AnimateOutput:
+        return AnimateOutput(composite_preview(inputs.character, inputs.background, inputs.poses,
+                                               inputs.masks, self.tint))

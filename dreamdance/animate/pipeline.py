@@ -69,13 +69,13 @@ from diffusers.video_processor import VideoProcessor
 from transformers import CLIPVisionModelWithProjection
 from transformers.image_processing_utils import BaseImageProcessor
 
+from dreamdance.animate.backend import POSE_KEYS
 from dreamdance.animate.transformer import repeat_character
 from dreamdance.animate.windows import aggregate, blend_weights, window_slices
 
 log = logging.getLogger(__name__)
 
 CHARACTER_GREY = 0.5  # the cut-out is composited on this grey, in [0, 1]
-POSE_KEYS = ("face", "hand", "body")  # the order of the pose latents on channels
 
 
 @dataclass

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-POSE_KEYS = ("face", "hand", "body")
+from dreamdance.animate.backend import POSE_KEYS
 
 
 @dataclass

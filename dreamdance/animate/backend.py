@@ -1,0 +1,155 @@
+"""The seam between ``stage=animate`` and its backends (the ``model`` Hydra group).
+
+The stage reads the run directory once into :class:`AnimateInputs`, checks that sizes and frame
+counts agree, and calls the backend that ``model=<name>`` builds with ``_target_``; the backend
+returns an :class:`AnimateOutput` and the stage writes the video, its contact sheet and any
+images the backend adds. A backend is a callable object::
+
+    class MyBackend:
+        def __init__(self, name: str, **options): ...          # options from conf/model/<name>.yaml
+        def __call__(self, inputs: AnimateInputs) -> AnimateOutput: ...
+
+Its constructor checks its options and weights folders (cheaply: it runs before anything is
+written); heavy loading happens in ``__call__``. A backend that can be trained also has
+``components(seed) -> dict`` (the diffusion pipeline's parts, see :mod:`.diffusion`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from dreamdance.errors import InputError
+from dreamdance.media import load_image, read_video
+from dreamdance.motion.poses import PoseSequence, read_poses
+
+log = logging.getLogger(__name__)
+
+POSE_KEYS = ("face", "hand", "body")  # pose videos, in the order of the pose latents' channels
+RUN_FILES = {  # run-directory file -> the stage that writes it
+    "scene/background.mp4": "scene", "scene/character.png": "scene",
+    "motion/poses_aligned.json": "motion", "animate/mask.mp4": "motion",
+    **{f"animate/pose_{k}.mp4": "motion" for k in POSE_KEYS},
+}
+CHARACTER_POSE = "motion/character_pose.json"  # the art's own pose, when known (optional)
+CAPTION = "scene/caption.txt"
+
+
+@dataclass(frozen=True)
+class AnimateInputs:
+    """Everything a backend may use, read from the run directory once.
+
+    Args:
+        background: the scene's background video in [0, 1]. [T, H, W, 3] float32
+        masks: the inpainting masks (where the character may appear). [T, H, W] bool
+        poses: the driving poses aligned to the character, T frames, ``W × H``.
+        pose_videos: ``{"face" | "hand" | "body": [T, H, W, 3] uint8}`` rendered poses.
+        character: the RGBA cut-out, straight alpha in [0, 1]. [H, W, 4] float32
+        character_pose: the art's own pose, ``{part: [K, 3]}`` in the working frame, or None
+            when unknown (backends that need a rest pose fall back, and say so).
+        caption: the scene's caption ("" when there is none).
+        driving: the driving video's frames when ``driving=`` was given. [T', H', W', 3] uint8
+        fps: output frame rate.
+        seed: the run's seed.
+        device: ``"cpu"`` or ``"cuda"``.
+    """
+
+    background: np.ndarray
+    masks: np.ndarray
+    poses: PoseSequence
+    pose_videos: dict[str, np.ndarray]
+    character: np.ndarray
+    character_pose: dict[str, np.ndarray] | None
+    caption: str
+    driving: np.ndarray | None
+    fps: float
+    seed: int
+    device: str
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.background)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(width, height)`` of the working frame."""
+        return self.background.shape[2], self.background.shape[1]
+
+
+@dataclass
+class AnimateOutput:
+    """What a backend returns.
+
+    Args:
+        frames: the animation in [0, 1]. [T, H, W, 3] float32
+        images: extra pictures for the user, written as ``animate/<name>.png``. {name: [h, w, 3]
+            uint8}
+    """
+
+    frames: np.ndarray
+    images: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class AnimateBackend(Protocol):
+    name: str
+
+    def __call__(self, inputs: AnimateInputs) -> AnimateOutput: ...
+
+
+def missing_files(root: Path) -> dict[str, str]:
+    """The run files the stage needs that ``root`` lacks: ``{file: stage that writes it}``."""
+    return {rel: stage for rel, stage in RUN_FILES.items() if not (root / rel).is_file()}
+
+
+def read_inputs(root: Path, *, fps: float, seed: int, device: str,
+                driving: np.ndarray | None = None, name: str = "out") -> AnimateInputs:
+    """Read and check the run directory ``root`` (see :data:`RUN_FILES`).
+
+    Raises:
+        InputError: (named ``name``) frame counts or frame sizes that disagree between the
+            scene's and the motion stage's files.
+    """
+    background = read_video(root / "scene/background.mp4").frames.astype(np.float32) / 255
+    masks = read_video(root / "animate/mask.mp4").frames[..., 0] > 127
+    poses = read_poses(root / "motion/poses_aligned.json")
+    videos = {k: read_video(root / f"animate/pose_{k}.mp4").frames for k in POSE_KEYS}
+    cut = load_image(root / "scene/character.png")
+    lengths = {"scene/background.mp4": len(background), "animate/mask.mp4": len(masks),
+               "motion/poses_aligned.json": len(poses),
+               **{f"animate/pose_{k}.mp4": len(v) for k, v in videos.items()}}
+    if len(set(lengths.values())) != 1:
+        raise InputError(name, "frame counts disagree: " + ", ".join(
+            f"{k} {v}" for k, v in lengths.items()) + " (re-run both stages with the same "
+            "frames=)")
+    sizes = {background.shape[1:3], masks.shape[1:3], (poses.height, poses.width),
+             cut.rgb.shape[:2], *(v.shape[1:3] for v in videos.values())}
+    if len(sizes) != 1:
+        raise InputError(name, f"frame sizes disagree: {sorted(sizes)} (re-run both stages "
+                               "with the same resolution=)")
+    if cut.alpha is None:
+        raise InputError(name, "scene/character.png has no alpha: re-run stage=scene")
+    character = np.concatenate([cut.rgb, cut.alpha[..., None]], -1).astype(np.float32)
+    own = None
+    if (root / CHARACTER_POSE).is_file():
+        seq = read_poses(root / CHARACTER_POSE)
+        own = {part: getattr(seq, part)[0, seq.driver] for part in
+               ("body", "face", "left_hand", "right_hand")}
+    caption = (root / CAPTION).read_text().strip() if (root / CAPTION).is_file() else ""
+    return AnimateInputs(background=background, masks=masks, poses=poses, pose_videos=videos,
+                         character=character, character_pose=own, caption=caption,
+                         driving=driving, fps=float(fps), seed=int(seed), device=device)
+
+
+def rest_pose(inputs: AnimateInputs, backend: str) -> dict[str, np.ndarray]:
+    """The character's own pose, else the first aligned frame (logged as the fallback)."""
+    if inputs.character_pose is not None:
+        return inputs.character_pose
+    log.warning("model=%s: the art's own pose is unknown (give character_pose=FILE); rigging "
+                "from the first aligned driving frame instead", backend)
+    p = inputs.poses
+    return {part: getattr(p, part)[0, p.driver] for part in
+            ("body", "face", "left_hand", "right_hand")}
