@@ -32,6 +32,10 @@ class PerPositionTransformer(ModelMixin, ConfigMixin):
         self.calls = []  # (latent frames, keep flags per sample) per call
         self.token_calls = 0
 
+    # the pipeline takes these two from the model, as training does
+    rotary_embedding = DreamDanceTransformer3DModel.rotary_embedding
+    ofs_condition = DreamDanceTransformer3DModel.ofs_condition
+
     def condition_tokens(self, pose, character):
         self.token_calls += 1
         return self.pose(pose.movedim(2, -1)), self.character(character.movedim(2, -1))

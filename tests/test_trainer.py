@@ -236,3 +236,38 @@ def test_cached_latents_train_like_encoding_on_the_fly(tmp_path):
     assert (folder / "0000000.safetensors").stat().st_mtime_ns == stamp
     cache.prepare(folder, "another-key", True)  # another dataset, config or model: emptied
     assert not (folder / "0000000.safetensors").exists()
+
+
+def test_training_and_inference_build_the_same_conditions(tmp_path):
+    """One clip encoded by the trainer and by a pipeline call (seen at the transformer's
+    inputs): the same background and mask latents, pose latents in the same channel order,
+    the same character latent and CLIP tokens, and the same ofs."""
+    t = trainer(tmp_path)
+    sample = make_sample(3)
+    enc = t.encode(collate([sample.tensors()]), black_boxes=False)
+    pipe = DreamDancePipeline(**tiny_components("1.0", seed=0))
+    pipe.transformer.load_state_dict(t.acc.unwrap_model(t.model).state_dict())
+    seen = {}
+    model = pipe.transformer
+    condition_tokens, forward = model.condition_tokens, model.forward
+
+    def spy_tokens(pose, character):
+        seen.update(pose=pose, character=character)
+        return condition_tokens(pose, character)
+
+    def spy_forward(*args, **kwargs):
+        seen.update(background=kwargs["background"], image_embeds=kwargs["image_embeds"],
+                    ofs=kwargs["ofs"])
+        return forward(*args, **kwargs)
+
+    model.condition_tokens, model.forward = spy_tokens, spy_forward
+    pipe(character=sample.character, background_video=sample.background,
+         mask_video=sample.mask, pose_videos=sample.poses, num_inference_steps=1,
+         guidance_scale=1.0, output_type="latent")
+    for key in ("background", "pose", "character", "image_embeds"):
+        torch.testing.assert_close(seen[key].float(), enc[key], rtol=1e-5, atol=1e-5, msg=key)
+    assert seen["ofs"] is None and model.ofs_condition() is None  # the 1.0 layout takes none
+    assert enc["pose"].shape[2] == 48 and enc["background"].shape[2] == 32
+    # the channel order is POSE_KEYS's: only the body video is drawn in this clip
+    body = pipe.encode_video(torch.from_numpy(sample.poses["body"]).permute(0, 3, 1, 2)[None])
+    torch.testing.assert_close(enc["pose"][:, :, 32:], body.float(), rtol=1e-5, atol=1e-5)

@@ -62,7 +62,6 @@ import PIL.Image
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, DiffusionPipeline
-from diffusers.models.embeddings import get_3d_rotary_pos_embed
 from diffusers.utils import BaseOutput
 from diffusers.utils.torch_utils import randn_tensor
 from diffusers.video_processor import VideoProcessor
@@ -78,6 +77,11 @@ log = logging.getLogger(__name__)
 CHARACTER_GREY = 0.5  # the cut-out is composited on this grey, in [0, 1]
 
 
+def composite_on_grey(rgba: torch.Tensor) -> torch.Tensor:
+    """The cut-out over ``CHARACTER_GREY``: ``[..., 4]`` straight alpha -> ``[..., 3]``."""
+    return rgba[..., :3] * rgba[..., 3:] + CHARACTER_GREY * (1 - rgba[..., 3:])
+
+
 @dataclass
 class DreamDancePipelineOutput(BaseOutput):
     """Output of :class:`DreamDancePipeline`.
@@ -89,25 +93,6 @@ class DreamDancePipelineOutput(BaseOutput):
     """
 
     frames: np.ndarray | torch.Tensor | list[list[PIL.Image.Image]]
-
-
-# Similar to diffusers.pipelines.cogvideo.pipeline_cogvideox.get_resize_crop_region_for_grid
-def get_resize_crop_region_for_grid(src, tgt_width, tgt_height):
-    tw = tgt_width
-    th = tgt_height
-    h, w = src
-    r = h / w
-    if r > (th / tw):
-        resize_height = th
-        resize_width = int(round(th / h * w))
-    else:
-        resize_width = tw
-        resize_height = int(round(tw / w * h))
-
-    crop_top = int(round((th - resize_height) / 2.0))
-    crop_left = int(round((tw - resize_width) / 2.0))
-
-    return (crop_top, crop_left), (crop_top + resize_height, crop_left + resize_width)
 
 
 def _as_tensor(value, name: str) -> torch.Tensor:
@@ -149,7 +134,9 @@ class DreamDancePipeline(DiffusionPipeline):
             ``condition_tokens(pose, character)`` is called once per window, then
             ``transformer(hidden_states, background, timestep, image_embeds, ofs=,
             image_rotary_emb=, attention_kwargs=, return_dict=, pose_tokens=,
-            character_tokens=, keep_pose=, keep_character=)`` once per window and step.
+            character_tokens=, keep_pose=, keep_character=)`` once per window and step; its
+            ``rotary_embedding(frames, h, w, device)`` and ``ofs_condition()`` give the
+            positional embedding and the ofs value, the same ones training passes.
         scheduler: ``CogVideoXDDIMScheduler`` (``prediction_type="v_prediction"``).
         image_encoder: CLIP vision tower whose penultimate hidden states are the character
             tokens.
@@ -319,51 +306,40 @@ class DreamDancePipeline(DiffusionPipeline):
         pixels = pixels.to(encoder.device, encoder.dtype)
         return encoder(pixels, output_hidden_states=True).hidden_states[-2]
 
-    # Copied from diffusers.pipelines.cogvideo.pipeline_cogvideox.CogVideoXPipeline
-    # ._prepare_rotary_positional_embeddings
-    def _prepare_rotary_positional_embeddings(
-        self,
-        height: int,
-        width: int,
-        num_frames: int,
-        device: torch.device,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        grid_height = height // (self.vae_scale_factor_spatial * self.transformer.config.patch_size)
-        grid_width = width // (self.vae_scale_factor_spatial * self.transformer.config.patch_size)
+    def encode_conditions(self, character: torch.Tensor, background: torch.Tensor,
+                          mask: torch.Tensor, poses: dict[str, torch.Tensor],
+                          target: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The model's conditions, as inference and training both build them.
 
-        p = self.transformer.config.patch_size
-        p_t = self.transformer.config.patch_size_t
+        Args:
+            character: the RGBA cut-out, straight alpha in [0, 1].  [B, H, W, 4]
+            background: the background video in [0, 1].  [B, F, 3, H, W]
+            mask: the inpainting mask video in {0, 1}, three equal channels.  [B, F, 3, H, W]
+            poses: ``{key: [B, F, 3, H, W]}`` for every key of ``POSE_KEYS``.
+            target: the clip itself (training), encoded in the same VAE batch.  [B, F, 3, H, W]
 
-        base_size_width = self.transformer.config.sample_width // p
-        base_size_height = self.transformer.config.sample_height // p
-
-        if p_t is None:
-            # CogVideoX 1.0
-            grid_crops_coords = get_resize_crop_region_for_grid(
-                (grid_height, grid_width), base_size_width, base_size_height
-            )
-            freqs_cos, freqs_sin = get_3d_rotary_pos_embed(
-                embed_dim=self.transformer.config.attention_head_dim,
-                crops_coords=grid_crops_coords,
-                grid_size=(grid_height, grid_width),
-                temporal_size=num_frames,
-                device=device,
-            )
-        else:
-            # CogVideoX 1.5
-            base_num_frames = (num_frames + p_t - 1) // p_t
-
-            freqs_cos, freqs_sin = get_3d_rotary_pos_embed(
-                embed_dim=self.transformer.config.attention_head_dim,
-                crops_coords=None,
-                grid_size=(grid_height, grid_width),
-                temporal_size=base_num_frames,
-                grid_type="slice",
-                max_size=(base_size_height, base_size_width),
-                device=device,
-            )
-
-        return freqs_cos, freqs_sin
+        Returns:
+            ``background [B, F', 32, h, w]`` (background latents, then mask latents), ``pose
+            [B, F', 48, h, w]`` (in ``POSE_KEYS`` order), ``character [B, F', 16, h, w]`` (the
+            composite's latent at every latent frame), ``image_embeds [B, L, D]`` (CLIP tokens
+            of the composite), and ``latents [B, F', 16, h, w]`` when ``target`` is given; in
+            the VAE's and the image encoder's dtypes.
+        """
+        b = background.shape[0]
+        videos = [background, mask, *(poses[k] for k in POSE_KEYS)]
+        videos += [] if target is None else [target]
+        latents = self.encode_video(torch.cat(videos))  # [(5|6)·B, F', 16, h, w]
+        bg, mask_latents, *rest = latents.split(b)
+        n = bg.shape[1]
+        composite = composite_on_grey(character)  # [B, H, W, 3]
+        character_latent = self.encode_video(composite.permute(0, 3, 1, 2)[:, None])  # [B, 1, 16, h, w]
+        out = {"background": torch.cat([bg, mask_latents], 2),
+               "pose": torch.cat(rest[:len(POSE_KEYS)], 2),
+               "character": repeat_character(character_latent, n),
+               "image_embeds": torch.cat([self.encode_character_image(c) for c in composite])}
+        if target is not None:
+            out["latents"] = rest[-1]
+        return out
 
     def predict(self, latents, background, pose_tokens, character_tokens, image_embeds, t, ofs,
                 rotary, attention_kwargs) -> torch.Tensor:
@@ -479,24 +455,22 @@ class DreamDancePipeline(DiffusionPipeline):
         device = self._execution_device
         dtype = self.transformer.dtype
 
-        # 2. Encode the conditions, once (in the offload order: CLIP, then the VAE)
-        rgb, alpha = character[..., :3], character[..., 3:]
-        composite = rgb * alpha + CHARACTER_GREY * (1 - alpha)  # [H, W, 3]
-        image_embeds = self.encode_character_image(composite).to(device, dtype)  # [1, L, D]
-
-        # the videos padded to a valid frame count by repeating the last frame, as one batch
-        # (one video at a time with enable_vae_slicing)
+        # 2. Encode the conditions, once, as training does (the videos padded to a valid frame
+        # count by repeating the last frame; one video at a time with enable_vae_slicing)
         padded = self.padded_frames(num_frames)
         index = torch.arange(padded).clamp(max=num_frames - 1)
-        videos = torch.stack([_resize(v[:num_frames][index], height, width)
-                              for v in (background, mask, *(poses[k] for k in POSE_KEYS))])
-        video_latents = self.encode_video(videos.to(device)).to(dtype)  # [5, F', 16, h, w]
-        background_latents = video_latents[None, :2].transpose(1, 2).flatten(2, 3)  # [1, F', 32, h, w]
-        pose_latents = video_latents[None, 2:].transpose(1, 2).flatten(2, 3)  # [1, F', 48, h, w]
-        n_latent = pose_latents.shape[1]
 
-        character_frame = _resize(composite[None], height, width)[None].to(device)
-        character_latents = repeat_character(self.encode_video(character_frame).to(dtype), n_latent)
+        def video(v: torch.Tensor) -> torch.Tensor:  # [F, H, W, 3] -> [1, F'', 3, height, width]
+            return _resize(v[:num_frames][index], height, width)[None].to(device)
+
+        character = _resize(character[None], height, width).permute(0, 2, 3, 1).to(device)
+        encoded = self.encode_conditions(character, video(background), video(mask),
+                                         {k: video(v) for k, v in poses.items()})
+        background_latents = encoded["background"].to(dtype)  # [1, F', 32, h, w]
+        pose_latents = encoded["pose"].to(dtype)  # [1, F', 48, h, w]
+        character_latents = encoded["character"].to(dtype)  # [1, F', 16, h, w]
+        image_embeds = encoded["image_embeds"].to(device, dtype)  # [1, L, D]
+        n_latent = pose_latents.shape[1]
 
         # 3. Timesteps
         self.scheduler.set_timesteps(num_inference_steps, device=device)
@@ -518,16 +492,15 @@ class DreamDancePipeline(DiffusionPipeline):
         for s in slices:
             length = s.stop - s.start
             if self.transformer.config.use_rotary_positional_embeddings and length not in rotary:
-                rotary[length] = self._prepare_rotary_positional_embeddings(
-                    height, width, length, device)
+                rotary[length] = self.transformer.rotary_embedding(
+                    length, *pose_latents.shape[-2:], device)
         hook = getattr(self.transformer, "_hf_hook", None)
         if hook is not None:  # model CPU offload: bring the transformer in before its first use
             hook.pre_forward(self.transformer)
         conditions = [self.transformer.condition_tokens(pose_latents[:, s], character_latents[:, s])
                       for s in slices]  # (pose [1, N, D], character [1, N, D]) per window
-        ofs = None
-        if getattr(self.transformer.config, "ofs_embed_dim", None) is not None:
-            ofs = latents.new_full((1,), fill_value=2.0)
+        ofs = self.transformer.ofs_condition()
+        ofs = None if ofs is None else latents.new_full((1,), fill_value=ofs)
         extra_step_kwargs = {}
         if "eta" in inspect.signature(self.scheduler.step).parameters:
             extra_step_kwargs["eta"] = eta

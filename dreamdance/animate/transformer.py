@@ -60,6 +60,8 @@ from torch import nn
 from dreamdance.errors import InputError
 from dreamdance.weights import ModelSpec, require_dir
 
+OFS = 2.0  # CogVideoX 1.5's ofs condition, the value its image-to-video pipeline passes
+
 COGVIDEOX_I2V = ModelSpec(
     key="weights.cogvideox",
     name="CogVideoX image-to-video (e.g. CogVideoX-5b-I2V or CogVideoX1.5-5B-I2V)",
@@ -443,6 +445,11 @@ class DreamDanceTransformer3DModel(CogVideoXTransformer3DModel):
             states = states[:, :length]  # [B, min(L, 226), C_text]
             states = F.pad(states, (0, 0, 0, length - states.shape[1]))  # [B, 226, C_text]
         return states
+
+    def ofs_condition(self) -> float | None:
+        """The offset condition this model takes: ``OFS`` for CogVideoX 1.5 (which has an
+        ``ofs`` embedding), None for 1.0. Inference and training both pass this value."""
+        return OFS if self.config.ofs_embed_dim is not None else None
 
     def rotary_embedding(
         self, frames: int, height: int, width: int, device: torch.device | None = None

@@ -34,8 +34,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from dreamdance.animate.pipeline import CHARACTER_GREY, DreamDancePipeline
-from dreamdance.animate.transformer import repeat_character
+from dreamdance.animate.components import DTYPES
+from dreamdance.animate.pipeline import DreamDancePipeline
 from dreamdance.errors import InputError
 from dreamdance.train import cache, checkpoint
 from dreamdance.train.adapters import make_optimizer, set_trainable
@@ -183,18 +183,13 @@ class Trainer:
         if black_boxes:
             background = fill_boxes(background, batch["boxes"])  # [B, F, 3, H, W]
         mask = batch["mask"].unsqueeze(2).expand(-1, -1, 3, -1, -1)  # [B, F, 3, H, W]
-        videos = [batch["video"], background, mask, *(batch[f"pose_{k}"] for k in POSE_KEYS)]
-        b = videos[0].shape[0]
-        latents = pipe.encode_video(torch.cat(videos)).float()  # [6B, F', 16, h, w]
-        target, bg, mask_lat, *poses = latents.split(b)
-        rgba = batch["character"]  # [B, H, W, 4]
-        composite = rgba[..., :3] * rgba[..., 3:] + CHARACTER_GREY * (1 - rgba[..., 3:])
-        character = pipe.encode_video(composite.permute(0, 3, 1, 2)[:, None]).float()
-        n, h, w = target.shape[1], target.shape[-2], target.shape[-1]
-        embeds = torch.cat([pipe.encode_character_image(c) for c in composite]).float()
-        return {"latents": target, "background": torch.cat([bg, mask_lat], 2),
-                "pose": torch.cat(poses, 2), "character": repeat_character(character, n),
-                "image_embeds": embeds, "mask": latent_mask(batch["mask"], n, h, w)}
+        enc = pipe.encode_conditions(batch["character"], background, mask,
+                                     {k: batch[f"pose_{k}"] for k in POSE_KEYS},
+                                     target=batch["video"])
+        enc = {k: v.float() for k, v in enc.items()}
+        latents = enc["latents"]  # [B, F', 16, h, w]
+        n, h, w = latents.shape[1], latents.shape[-2], latents.shape[-1]
+        return {**enc, "mask": latent_mask(batch["mask"], n, h, w)}
 
     def loss(self, enc: dict[str, torch.Tensor], generator: torch.Generator) -> torch.Tensor:
         """The mask-weighted v-loss of one encoded batch (noise, timesteps and dropout drawn
@@ -210,11 +205,11 @@ class Trainer:
         target = scheduler.get_velocity(x0, noise, t)  # [B, F', 16, h, w]
         model = self.acc.unwrap_model(self.model)
         rotary = model.rotary_embedding(x0.shape[1], x0.shape[-2], x0.shape[-1], self.device)
-        ofs = 2.0 if model.config.ofs_embed_dim is not None else None
         prediction = self.model(
             hidden_states=noisy, background=enc["background"], timestep=t,
             image_embeds=enc["image_embeds"], pose=enc["pose"], character=enc["character"],
-            ofs=ofs, image_rotary_emb=rotary, keep_pose=keep_pose.bool().to(self.device),
+            ofs=model.ofs_condition(), image_rotary_emb=rotary,
+            keep_pose=keep_pose.bool().to(self.device),
             keep_character=keep_character.bool().to(self.device), return_dict=False)[0]
         return v_loss(prediction, target, loss_weights(enc["mask"], cfg.mask_weight))
 
@@ -335,8 +330,7 @@ class Trainer:
         model = self.acc.unwrap_model(self.model)
         n = self.pipe.scheduler.config.num_train_timesteps
         t = ((torch.arange(GATE_BUCKETS) + 0.5) * n / GATE_BUCKETS).long().to(self.device)
-        ofs = 2.0 if model.config.ofs_embed_dim is not None else None
-        emb = model.timestep_embedding(t, ofs, model.pose_gate.weight.dtype)  # [K, D_t]
+        emb = model.timestep_embedding(t, model.ofs_condition(), model.pose_gate.weight.dtype)  # [K, D_t]
         out = {}
         for name, gate in (("pose", model.pose_gate), ("character", model.character_gate)):
             values = torch.tanh(gate(emb)).mean(-1)  # [K]
@@ -443,7 +437,9 @@ def _plain(node: Any) -> Any:
 
 
 def _dtype(name: str | None) -> torch.dtype | None:
-    table = {None: None, "fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-    if name not in table:
-        raise InputError(f"train.checkpoint.export_dtype={name}", "must be fp32, fp16 or bf16")
-    return table[name]
+    if name is None:
+        return None
+    if name not in DTYPES:
+        raise InputError(f"train.checkpoint.export_dtype={name}",
+                         f"must be one of {', '.join(DTYPES)}")
+    return DTYPES[name]
