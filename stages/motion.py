@@ -22,10 +22,10 @@ from dreamdance.camera import Trajectory, intrinsics_from_fov, rescale_intrinsic
 from dreamdance.errors import InputError
 from dreamdance.inputs import build, check_common, input_file
 from dreamdance.io import read_json
-from dreamdance.media import fit_size, load_image, resize, save_image, write_video
+from dreamdance.media import fit_size, load_image, resize, save_image, to_uint8, write_video
 from dreamdance.motion.align import CharacterFrame, align_poses
 from dreamdance.motion.mask import mask_video, pose_masks
-from dreamdance.motion.poses import PoseSequence, frame_index, read_poses, write_poses
+from dreamdance.motion.poses import PARTS, PoseSequence, frame_index, read_poses, write_poses
 from dreamdance.motion.sources import (
     camera_source,
     check_driving,
@@ -56,7 +56,7 @@ def run(cfg: DictConfig) -> None:
     tracker = build(cfg.camtrack) if tracked else None
     cams = None if tracked else camera_source(cfg, width, height, mo.camera_length,
                                                mo.preset_depth, mo.preset_amplitude)
-    character, own = _character(cfg, art, width, height)
+    character, own = _character(cfg, art, width, height, extractor)
     video = {}
 
     def frames():  # the driving video, read once and only when a step needs it
@@ -128,8 +128,7 @@ def run(cfg: DictConfig) -> None:
 
     if own is not None:  # the art's own pose in the working frame: the puppet's rest pose
         run_dir.step("motion/character", ["motion/character_pose.json"],
-                     {"character_pose": input_file(cfg.character_pose, "character_pose",
-                                                   assets.ART_POSE if cfg.image is None else None),
+                     {"own": {part: getattr(own, part).tolist() for part in PARTS},
                       "size": [width, height]},
                      lambda: write_poses(p("motion/character_pose.json"), own))
 
@@ -147,13 +146,14 @@ def run(cfg: DictConfig) -> None:
              run_dir.root)
 
 
-def _character(cfg: DictConfig, art, width: int, height: int
+def _character(cfg: DictConfig, art, width: int, height: int, extractor=None
                ) -> tuple[CharacterFrame, PoseSequence | None]:
     """Where the character stands in the working frame, for pose alignment, and its own pose
     there when known.
 
     From ``character_pose=`` (the art's own pose), the sample's pose for the sample art, the
-    scene stage's cut-out, or the art's alpha; ``motion.align=none`` needs none of them.
+    pose backend run on the art (when its weights are given), the scene stage's cut-out, or
+    the art's alpha; ``motion.align=none`` needs none of them.
     """
     whole = CharacterFrame((0, 0, width, height), width, height)
     pose_path = input_file(cfg.character_pose, "character_pose",
@@ -162,6 +162,9 @@ def _character(cfg: DictConfig, art, width: int, height: int
         name = f"character_pose={cfg.character_pose or pose_path}"
         own = align_poses(read_pose_file(pose_path, name, cfg.fps), whole, "none", name=name)
         return CharacterFrame.from_pose(own, name=name), own
+    own = _detected_pose(cfg, art, width, height, extractor)
+    if own is not None:
+        return CharacterFrame.from_pose(own, name="the art's detected pose"), own
     cut = None
     scene_cut = Path(cfg.out) / "scene/character.png"
     if scene_cut.is_file():
@@ -177,6 +180,27 @@ def _character(cfg: DictConfig, art, width: int, height: int
                      "needs the character's placement: give character_pose=FILE (the art's own "
                      "pose), an image with alpha, or run stage=scene first; or set "
                      "motion.align=none")
+
+
+def _detected_pose(cfg: DictConfig, art, width: int, height: int, extractor=None
+                   ) -> PoseSequence | None:
+    """The art's own pose found by the ``pose`` backend, one frame in the working frame; None
+    (logged) when the backend's weights are not given or it finds no body on the art."""
+    if extractor is None:
+        try:
+            extractor = build(cfg.pose)
+        except InputError as e:
+            log.info("the art's own pose: not detected (pose backend unavailable: %s); give "
+                     "character_pose=FILE for it", e)
+            return None
+    rgb = to_uint8(resize(art.rgb, (width, height))[0])
+    seq = extractor(rgb[None], fps=cfg.fps)
+    if seq.num_people == 0 or (seq.body[0, seq.driver, :, 2] >= 0.3).sum() < 8:
+        log.warning("the art's own pose: the pose backend found no clear body on the art; give "
+                    "character_pose=FILE for it")
+        return None
+    log.info("the art's own pose: detected by the pose backend")
+    return seq
 
 
 def _plain(node):
