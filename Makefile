@@ -41,7 +41,8 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m dreamdance.run stage=scene out=$(DEMO_OUT)
 	$(BIN)/python -m dreamdance.run stage=animate out=$(DEMO_OUT)
-	@echo "demo: see $(DEMO_OUT)/animate/animation.mp4 and its contact sheet $(DEMO_OUT)/animate/preview.png,"
+	@echo "demo: see $(DEMO_OUT)/animate/animation.mp4 (model=puppet: the cut-out rigged and posed, no"
+	@echo "      weights), its contact sheet $(DEMO_OUT)/animate/preview.png, the rig $(DEMO_OUT)/animate/rig.png,"
 	@echo "      $(DEMO_OUT)/motion/preview.png and $(DEMO_OUT)/scene/preview.png."
 	@echo "The diffusion model runs as: python -m dreamdance.run stage=animate model=cogvideox \\"
 	@echo "  out=$(DEMO_OUT) device=cuda weights.cogvideox=DIR weights.clip=DIR model.transformer=DIR"

@@ -63,6 +63,12 @@ def test_animate_preview_end_to_end(tmp_path):
     assert video.frames.shape == (5, 128, 128, 3)
     sheet = load_image(out / "animate/preview.png").rgb
     assert sheet.shape[0] > 100 and sheet.std() > 0.05  # a contact sheet, not a blank
+    run("stage=animate", f"out={out}", "force=true", *RUN[:2])  # the default: model=puppet
+    puppet = read_video(out / "animate/animation.mp4").frames.astype(float)
+    assert puppet.shape == (5, 128, 128, 3) and (out / "animate/rig.png").is_file()
+    masks = read_video(out / "animate/mask.mp4").frames[..., 0] > 127
+    moved = np.abs(puppet[1:] - puppet[:1])[masks[1:] | masks[:1]].mean()
+    assert moved > 10  # the figure changes where the dance goes, frame to frame
     run("stage=animate", f"out={out}", "model=tiny", "force=true", *RUN[:2])
     noise = read_video(out / "animate/animation.mp4")
     assert noise.frames.shape == (5, 128, 128, 3)
