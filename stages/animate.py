@@ -12,12 +12,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from dreamdance import assets
 from dreamdance.animate.backend import RUN_FILES, missing_files, read_inputs
 from dreamdance.errors import InputError
-from dreamdance.inputs import build, check_common, resolve_device
-from dreamdance.media import save_image, write_video
+from dreamdance.inputs import build, check_common, input_file, resolve_device
+from dreamdance.io import read_json
+from dreamdance.media import load_image, resize, save_image, write_video
 from dreamdance.motion.sources import check_driving, driving_video
 from dreamdance.preview import animation_preview
 from dreamdance.rundir import RunDir
@@ -29,13 +32,16 @@ def run(cfg: DictConfig) -> None:
     check_common(cfg)
     check_driving(cfg)
     root = Path(cfg.out)
-    scene = [rel for rel, stage in missing_files(root).items() if stage == "scene"]
+    device = resolve_device(cfg.device)
+    backend = build(cfg.model)
+    needs_scene = getattr(backend, "needs_scene", True)
+    scene = [rel for rel, stage in missing_files(root, needs_scene).items() if stage == "scene"]
     if scene:
         raise InputError(f"out={cfg.out}", f"{scene[0]} not found: run stage=scene with the "
                                            "same out= first")
-    device = resolve_device(cfg.device)
-    backend = build(cfg.model)
-    if missing_files(root):  # the motion steps this stage needs, as stage=motion runs them
+    image_path = input_file(cfg.image, "image", assets.ART)
+    art = load_image(image_path, name=f"image={cfg.image or image_path}")
+    if missing_files(root, needs_scene):  # the motion steps it needs, as stage=motion runs them
         import stages.motion
 
         log.info("animate: motion outputs missing, running the motion steps first")
@@ -46,8 +52,11 @@ def run(cfg: DictConfig) -> None:
 
     def animate() -> None:
         driving = driving_video(cfg, max_frames=cfg.frames).frames if cfg.driving else None
-        inputs = read_inputs(root, fps=cfg.fps, seed=cfg.seed, device=device, driving=driving,
-                             name=f"out={cfg.out}")
+        size = read_json(p("motion/poses_aligned.json"))
+        rgba = art.rgb if art.alpha is None else np.concatenate([art.rgb, art.alpha[..., None]], -1)
+        inputs = read_inputs(root, resize(rgba, (size["width"], size["height"]))[0],
+                             fps=cfg.fps, seed=cfg.seed, device=device, driving=driving,
+                             scene=needs_scene, name=f"out={cfg.out}")
         result = backend(inputs)
         expected = (inputs.num_frames, *inputs.background.shape[1:])
         if result.frames.shape != expected:
@@ -61,7 +70,8 @@ def run(cfg: DictConfig) -> None:
 
     outputs = ["animate/animation.mp4", "animate/preview.png"]
     run_dir.step("animate/animation", outputs,
-                 {**{k: p(k) for k in RUN_FILES}, "model": OmegaConf.to_container(cfg.model),
+                 {**{k: _optional(p(k)) for k in RUN_FILES}, "image": image_path,
+                  "model": OmegaConf.to_container(cfg.model),
                   "character_pose": _optional(p("motion/character_pose.json")),
                   "driving": cfg.driving, "fps": cfg.fps, "seed": cfg.seed,
                   "crf": cfg.stage.crf}, animate)

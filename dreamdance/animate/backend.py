@@ -11,7 +11,10 @@ images the backend adds. A backend is a callable object::
 
 Its constructor checks its options and weights folders (cheaply: it runs before anything is
 written); heavy loading happens in ``__call__``. A backend that can be trained also has
-``components(seed) -> dict`` (the diffusion pipeline's parts, see :mod:`.diffusion`).
+``components(seed) -> dict`` (the diffusion pipeline's parts, see :mod:`.diffusion`). A
+backend whose attribute ``needs_scene`` is False runs without the scene stage: its inputs then
+hold the art itself as the background of every frame, an all-true mask and the art as the
+character.
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ class AnimateInputs:
             when unknown (backends that need a rest pose fall back, and say so).
         caption: the scene's caption ("" when there is none).
         driving: the driving video's frames when ``driving=`` was given. [T', H', W', 3] uint8
+        driving_poses: with ``driving``, the poses found in it, in its own frame (unaligned).
+        art: the reference art (``image=``) at the working size, in [0, 1]. [H, W, 3] float32
         fps: output frame rate.
         seed: the run's seed.
         device: ``"cpu"`` or ``"cuda"``.
@@ -66,6 +71,8 @@ class AnimateInputs:
     character_pose: dict[str, np.ndarray] | None
     caption: str
     driving: np.ndarray | None
+    driving_poses: PoseSequence | None
+    art: np.ndarray
     fps: float
     seed: int
     device: str
@@ -100,24 +107,41 @@ class AnimateBackend(Protocol):
     def __call__(self, inputs: AnimateInputs) -> AnimateOutput: ...
 
 
-def missing_files(root: Path) -> dict[str, str]:
-    """The run files the stage needs that ``root`` lacks: ``{file: stage that writes it}``."""
-    return {rel: stage for rel, stage in RUN_FILES.items() if not (root / rel).is_file()}
+def missing_files(root: Path, scene: bool = True) -> dict[str, str]:
+    """The run files the stage needs that ``root`` lacks: ``{file: stage that writes it}``
+    (without the scene stage's when ``scene`` is False)."""
+    return {rel: stage for rel, stage in RUN_FILES.items()
+            if (scene or stage != "scene") and not (root / rel).is_file()}
 
 
-def read_inputs(root: Path, *, fps: float, seed: int, device: str,
-                driving: np.ndarray | None = None, name: str = "out") -> AnimateInputs:
+def read_inputs(root: Path, art: np.ndarray, *, fps: float, seed: int, device: str,
+                driving: np.ndarray | None = None, scene: bool = True,
+                name: str = "out") -> AnimateInputs:
     """Read and check the run directory ``root`` (see :data:`RUN_FILES`).
+
+    Args:
+        art: the reference art at the working size, RGB or RGBA in [0, 1]. [H, W, 3 | 4]
+        scene: read the scene stage's files; without them the art stands in (see the module).
 
     Raises:
         InputError: (named ``name``) frame counts or frame sizes that disagree between the
             scene's and the motion stage's files.
     """
-    background = read_video(root / "scene/background.mp4").frames.astype(np.float32) / 255
-    masks = read_video(root / "animate/mask.mp4").frames[..., 0] > 127
     poses = read_poses(root / "motion/poses_aligned.json")
     videos = {k: read_video(root / f"animate/pose_{k}.mp4").frames for k in POSE_KEYS}
-    cut = load_image(root / "scene/character.png")
+    rgb = np.asarray(art[..., :3], np.float32)
+    if scene:
+        background = read_video(root / "scene/background.mp4").frames.astype(np.float32) / 255
+        masks = read_video(root / "animate/mask.mp4").frames[..., 0] > 127
+        cut = load_image(root / "scene/character.png")
+        if cut.alpha is None:
+            raise InputError(name, "scene/character.png has no alpha: re-run stage=scene")
+        character = np.concatenate([cut.rgb, cut.alpha[..., None]], -1).astype(np.float32)
+    else:
+        background = np.repeat(rgb[None], len(poses), 0)
+        masks = np.ones(background.shape[:3], bool)
+        alpha = art[..., 3] if art.shape[-1] == 4 else np.ones(rgb.shape[:2], np.float32)
+        character = np.concatenate([rgb, alpha[..., None]], -1).astype(np.float32)
     lengths = {"scene/background.mp4": len(background), "animate/mask.mp4": len(masks),
                "motion/poses_aligned.json": len(poses),
                **{f"animate/pose_{k}.mp4": len(v) for k, v in videos.items()}}
@@ -126,22 +150,21 @@ def read_inputs(root: Path, *, fps: float, seed: int, device: str,
             f"{k} {v}" for k, v in lengths.items()) + " (re-run both stages with the same "
             "frames=)")
     sizes = {background.shape[1:3], masks.shape[1:3], (poses.height, poses.width),
-             cut.rgb.shape[:2], *(v.shape[1:3] for v in videos.values())}
+             character.shape[:2], rgb.shape[:2], *(v.shape[1:3] for v in videos.values())}
     if len(sizes) != 1:
         raise InputError(name, f"frame sizes disagree: {sorted(sizes)} (re-run both stages "
                                "with the same resolution=)")
-    if cut.alpha is None:
-        raise InputError(name, "scene/character.png has no alpha: re-run stage=scene")
-    character = np.concatenate([cut.rgb, cut.alpha[..., None]], -1).astype(np.float32)
     own = None
     if (root / CHARACTER_POSE).is_file():
         seq = read_poses(root / CHARACTER_POSE)
         own = {part: getattr(seq, part)[0, seq.driver] for part in
                ("body", "face", "left_hand", "right_hand")}
     caption = (root / CAPTION).read_text().strip() if (root / CAPTION).is_file() else ""
+    driving_poses = read_poses(root / "motion/poses.json") if driving is not None else None
     return AnimateInputs(background=background, masks=masks, poses=poses, pose_videos=videos,
                          character=character, character_pose=own, caption=caption,
-                         driving=driving, fps=float(fps), seed=int(seed), device=device)
+                         driving=driving, driving_poses=driving_poses, art=rgb,
+                         fps=float(fps), seed=int(seed), device=device)
 
 
 def rest_pose(inputs: AnimateInputs, backend: str) -> dict[str, np.ndarray]:
