@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 MIN_COVER = 0.001  # a mask over fewer pixels than this found no character
 MAX_COVER = 0.99  # a mask over this many pixels or more leaves no background
 MAX_ASPECT_CHANGE = 0.01  # a mask file whose aspect ratio differs more than this is refused
+SEED_MARGIN = 0.1  # GrabCut's seed box: a pose box grown by this fraction of its size per side
 
 BIREFNET = ModelSpec(
     key="weights.birefnet",
@@ -94,6 +95,22 @@ def check_mask(mask: np.ndarray, name: str) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # Classical backends
 
+
+
+def seed_box(box: tuple[float, float, float, float] | None, width: int,
+             height: int) -> list[int] | None:
+    """GrabCut's seed box from a pose box: grown by ``SEED_MARGIN`` and clipped to leave a pixel
+    of background on each side; None when there is no box or it is under 2 pixels wide or
+    high."""
+    if box is None:
+        return None
+    x0, y0, x1, y1 = box
+    mx, my = SEED_MARGIN * (x1 - x0), SEED_MARGIN * (y1 - y0)
+    gx0, gy0 = max(1, math.floor(x0 - mx)), max(1, math.floor(y0 - my))
+    gx1, gy1 = min(width - 1, math.ceil(x1 + mx)), min(height - 1, math.ceil(y1 + my))
+    if gx1 - gx0 < 2 or gy1 - gy0 < 2:
+        return None
+    return [gx0, gy0, gx1, gy1]
 
 class AlphaSegmenter:
     """The image's alpha channel is the character mask (art exported as a cut-out)."""

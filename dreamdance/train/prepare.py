@@ -9,7 +9,7 @@ frames (a tail shorter than ``min_frames`` is dropped), and per clip:
   must equal the video's), else the pose backend; a clip whose driver has a confident body
   keypoint in fewer than ``min_pose_frames`` of its frames is refused;
 - character mask (white = character): the segmenter per frame; GrabCut is seeded with the
-  driver's pose box grown by ``BOX_MARGIN``; a frame the segmenter cannot segment (no pose box,
+  driver's pose box grown by ``SEED_MARGIN``; a frame the segmenter cannot segment (no pose box,
   or a mask found empty) gets the pose mask (:func:`dreamdance.motion.mask.pose_masks`).
 
 Scene videos (no person) become ``kind="scene"`` clips with no poses and no mask. Whole source
@@ -37,6 +37,7 @@ from dreamdance.motion.align import pose_box, pose_frame
 from dreamdance.motion.mask import mask_video, pose_masks
 from dreamdance.motion.poses import PARTS, PoseSequence, read_poses, write_poses
 from dreamdance.motion.smooth import fill_gaps, one_euro, sanitize
+from dreamdance.scene.segment import seed_box
 from dreamdance.train.layout import METADATA, ClipRecord, write_metadata
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,6 @@ log = logging.getLogger(__name__)
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".gif")
 POSE_SUFFIX = ".poses.json"
 CONFIDENT = 0.3  # a keypoint at or above this confidence counts (as in dreamdance.motion.align)
-BOX_MARGIN = 0.1  # the GrabCut box: the pose box grown by this fraction of its size per side
 CLIPS = "clips"
 
 # skip reasons, as counted in the summary
@@ -252,7 +252,7 @@ def clip_masks(frames: np.ndarray, poses: PoseSequence, segmenter: Callable,
         poses: its poses, in its pixels.  [T, P, K, 3]
         segmenter: ``segmenter(rgb, alpha, name=...) -> [H, W]`` (dreamdance.scene.segment).
         grabcut_box: for GrabCut, ``grabcut_box(box) -> segmenter`` seeded by that box; each
-            frame is segmented from its driver's pose box (grown by ``BOX_MARGIN``).
+            frame is segmented from its driver's pose box (grown by ``SEED_MARGIN``).
         name: the clip, for messages.
 
     Returns:
@@ -267,8 +267,8 @@ def clip_masks(frames: np.ndarray, poses: PoseSequence, segmenter: Callable,
         rgb = frames[i].astype(np.float32) / 255.0
         seg = segmenter
         if grabcut_box is not None:
-            box = _grown_box(pose_box(pose_frame(poses, i), CONFIDENT) if poses.num_people
-                             else None, w, h)
+            box = seed_box(pose_box(pose_frame(poses, i), CONFIDENT) if poses.num_people
+                           else None, w, h)
             if box is None:
                 out[i], failed = fallback[i], failed + 1
                 continue
@@ -281,21 +281,6 @@ def clip_masks(frames: np.ndarray, poses: PoseSequence, segmenter: Callable,
         log.warning("%s: %d of %d frames could not be segmented; their pose masks are used",
                     name, failed, t)
     return out
-
-
-def _grown_box(box: tuple[float, float, float, float] | None, width: int,
-               height: int) -> list[int] | None:
-    """A pose box grown by ``BOX_MARGIN`` and clipped to leave a pixel of background on each
-    side; None when there is no box or it is under 2 pixels wide or high."""
-    if box is None:
-        return None
-    x0, y0, x1, y1 = box
-    mx, my = BOX_MARGIN * (x1 - x0), BOX_MARGIN * (y1 - y0)
-    gx0, gy0 = max(1, math.floor(x0 - mx)), max(1, math.floor(y0 - my))
-    gx1, gy1 = min(width - 1, math.ceil(x1 + mx)), min(height - 1, math.ceil(y1 + my))
-    if gx1 - gx0 < 2 or gy1 - gy0 < 2:
-        return None
-    return [gx0, gy0, gx1, gy1]
 
 
 # --------------------------------------------------------------------------------------------
