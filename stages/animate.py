@@ -19,8 +19,7 @@ from dreamdance import assets
 from dreamdance.animate.backend import RUN_FILES, missing_files, read_inputs
 from dreamdance.errors import InputError
 from dreamdance.inputs import build, check_common, input_file, resolve_device
-from dreamdance.io import read_json
-from dreamdance.media import load_image, resize, save_image, write_video
+from dreamdance.media import load_image, save_image, write_video
 from dreamdance.motion.sources import check_driving, driving_video
 from dreamdance.preview import animation_preview
 from dreamdance.rundir import RunDir
@@ -52,10 +51,8 @@ def run(cfg: DictConfig) -> None:
 
     def animate() -> None:
         driving = driving_video(cfg, max_frames=cfg.frames).frames if cfg.driving else None
-        size = read_json(p("motion/poses_aligned.json"))
         rgba = art.rgb if art.alpha is None else np.concatenate([art.rgb, art.alpha[..., None]], -1)
-        inputs = read_inputs(root, resize(rgba, (size["width"], size["height"]))[0],
-                             fps=cfg.fps, seed=cfg.seed, device=device, driving=driving,
+        inputs = read_inputs(root, rgba, fps=cfg.fps, seed=cfg.seed, device=device, driving=driving,
                              scene=needs_scene, name=f"out={cfg.out}")
         result = backend(inputs)
         expected = (inputs.num_frames, *inputs.background.shape[1:])

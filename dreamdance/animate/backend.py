@@ -27,7 +27,7 @@ from typing import Protocol
 import numpy as np
 
 from dreamdance.errors import InputError
-from dreamdance.media import load_image, read_video
+from dreamdance.media import load_image, read_video, resize
 from dreamdance.motion.poses import PoseSequence, read_poses
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,8 @@ def read_inputs(root: Path, art: np.ndarray, *, fps: float, seed: int, device: s
     """Read and check the run directory ``root`` (see :data:`RUN_FILES`).
 
     Args:
-        art: the reference art at the working size, RGB or RGBA in [0, 1]. [H, W, 3 | 4]
+        art: the reference art, RGB or RGBA in [0, 1], resized here to the working frame (the
+            aligned poses' size). [h, w, 3 | 4]
         scene: read the scene stage's files; without them the art stands in (see the module).
 
     Raises:
@@ -129,7 +130,8 @@ def read_inputs(root: Path, art: np.ndarray, *, fps: float, seed: int, device: s
     """
     poses = read_poses(root / "motion/poses_aligned.json")
     videos = {k: read_video(root / f"animate/pose_{k}.mp4").frames for k in POSE_KEYS}
-    rgb = np.asarray(art[..., :3], np.float32)
+    art = resize(np.asarray(art, np.float32), (poses.width, poses.height))[0]
+    rgb = art[..., :3]
     if scene:
         background = read_video(root / "scene/background.mp4").frames.astype(np.float32) / 255
         masks = read_video(root / "animate/mask.mp4").frames[..., 0] > 127

@@ -81,24 +81,24 @@ def person_masks(frames: np.ndarray, poses: PoseSequence, dilate: float = 0.03) 
     if not np.isfinite(dilate) or dilate < 0:
         raise InputError(f"dilate={dilate}", "must be a number >= 0")
     out = np.zeros((t, h, w), bool)
+    fell_back = 0
     for p in range(poses.num_people):
         fallback = None
         for i in range(t):
             pose = pose_box(pose_frame(poses, i, p))
             if pose is None:
                 continue  # this person is not in this frame
-            box = seed_box(pose, w, h)
-            if box is not None:
-                try:
-                    cut = GrabCutSegmenter(box=box)(frames[i].astype(np.float32) / 255.0, None,
-                                                    name=f"frame {i} person {p}")
-                    out[i] |= cut >= 0.5
-                    continue
-                except InputError:  # GrabCut found nothing in the box
-                    pass
+            cut = _grabcut(frames[i], seed_box(pose, w, h), f"frame {i} person {p}")
+            if cut is not None:
+                out[i] |= cut
+                continue
             if fallback is None:
                 fallback = pose_masks(poses, dilate=0.0, person=p)
             out[i] |= fallback[i]
+            fell_back += 1
+    if fell_back:
+        log.warning("person masks: GrabCut found nothing in %d person box(es); their pose "
+                    "masks are used", fell_back)
     grow = int(round(dilate * max(h, w)))
     if grow > 0:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
@@ -110,6 +110,19 @@ def person_masks(frames: np.ndarray, poses: PoseSequence, dilate: float = 0.03) 
 
 # --------------------------------------------------------------------------------------------
 # Filling the region
+
+
+def _grabcut(frame: np.ndarray, box: list[int] | None, name: str) -> np.ndarray | None:
+    """GrabCut's mask of ``frame [H, W, 3] uint8`` seeded by ``box``; None when there is no box
+    or GrabCut finds nothing in it (the caller falls back to the pose mask). [H, W] bool"""
+    if box is None:
+        return None
+    try:
+        cut = GrabCutSegmenter(box=box)(frame.astype(np.float32) / 255.0, None, name=name)
+    except InputError as e:
+        log.debug("%s", e)
+        return None
+    return cut >= 0.5
 
 
 def fill_background(frames: np.ndarray, masks: np.ndarray, window: int = 12,
