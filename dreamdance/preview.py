@@ -131,3 +131,29 @@ def scene_preview(scene: Path) -> np.ndarray:
         tiles.append(frames[t])
         labels.append(f"video frame {t}")
     return contact_sheet(tiles, labels, cols=4)
+
+
+def removal_preview(frames: np.ndarray, removal, count: int = 3) -> np.ndarray:
+    """The person painted out, for ``count`` frames spread over the video, one row each:
+    the original, the removed region over it (red: seen in other frames, yellow: inpainted)
+    and the filled frame.
+
+    Args:
+        frames: the original video.  [T, H, W, 3] uint8
+        removal: a :class:`dreamdance.scene.removal.Removal` of it.
+
+    Returns:
+        [h, w, 3] uint8
+    """
+    from dreamdance.scene.removal import FROM_FRAMES, INPAINTED
+
+    picks = np.unique(np.linspace(0, len(frames) - 1, count).round().astype(int))
+    tiles, labels = [], []
+    for t in picks:
+        shown = frames[t].astype(np.float32)
+        for value, colour in ((FROM_FRAMES, (255, 40, 40)), (INPAINTED, (255, 220, 0))):
+            where = removal.source[t] == value
+            shown[where] = 0.4 * shown[where] + 0.6 * np.array(colour, np.float32)
+        tiles += [frames[t], shown.astype(np.uint8), removal.filled[t]]
+        labels += [f"frame {t}", "mask: red=frames yellow=paint", "filled"]
+    return contact_sheet(tiles, labels, cols=3)

@@ -16,13 +16,15 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from dreamdance import assets
-from dreamdance.animate.backend import RUN_FILES, missing_files, read_inputs
+from dreamdance.animate.backend import PERSON_MASK, RUN_FILES, missing_files, read_inputs
 from dreamdance.errors import InputError
 from dreamdance.inputs import build, check_common, input_file, resolve_device
-from dreamdance.media import load_image, save_image, write_video
+from dreamdance.media import load_image, resize, save_image, write_video
+from dreamdance.motion.placement import placed_art, read_placement
 from dreamdance.motion.sources import check_driving, driving_video
 from dreamdance.preview import animation_preview
 from dreamdance.rundir import RunDir
+from dreamdance.scene.source import DRIVING, art_size, background_source, placed
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig) -> None:
     check_common(cfg)
     check_driving(cfg)
+    source = background_source(cfg)
     root = Path(cfg.out)
     device = resolve_device(cfg.device)
     backend = build(cfg.model)
@@ -52,8 +55,12 @@ def run(cfg: DictConfig) -> None:
     def animate() -> None:
         driving = driving_video(cfg, max_frames=cfg.frames).frames if cfg.driving else None
         rgba = art.rgb if art.alpha is None else np.concatenate([art.rgb, art.alpha[..., None]], -1)
+        if placed(source):  # the art where the character stands in the working frame
+            rgba = placed_art(resize(rgba, art_size(cfg, art))[0],
+                              read_placement(p("motion/placement.json")))
         inputs = read_inputs(root, rgba, fps=cfg.fps, seed=cfg.seed, device=device, driving=driving,
-                             scene=needs_scene, name=f"out={cfg.out}")
+                             scene=needs_scene, removed=needs_scene and source == DRIVING,
+                             name=f"out={cfg.out}")
         result = backend(inputs)
         expected = (inputs.num_frames, *inputs.background.shape[1:])
         if result.frames.shape != expected:
@@ -70,6 +77,8 @@ def run(cfg: DictConfig) -> None:
                  {**{k: _optional(p(k)) for k in RUN_FILES}, "image": image_path,
                   "model": OmegaConf.to_container(cfg.model),
                   "character_pose": _optional(p("motion/character_pose.json")),
+                  "person_mask": _optional(p(PERSON_MASK)) if source == DRIVING else None,
+                  "placement": _optional(p("motion/placement.json")), "source": source,
                   "driving": cfg.driving, "fps": cfg.fps, "seed": cfg.seed,
                   "crf": cfg.stage.crf}, animate)
     log.info("animate (model=%s): %s %s", backend.name, p("animate/animation.mp4"),

@@ -7,6 +7,11 @@ tracked in ``driving=`` by the ``camtrack`` backend, or is the bundled path. Bot
 ``motion/poses.json`` (the driver's frame), ``motion/camera.json``,
 ``motion/poses_aligned.json`` (the working frame), ``animate/pose_{body,face,hand}.mp4``,
 ``animate/mask.mp4`` and ``motion/preview.png``.
+
+With ``scene.source=driving`` or ``scene_image=`` the working frame is the driving video's or
+the scene image's, and the character is placed into it first (``motion/placement.json``,
+:mod:`dreamdance.motion.placement`): where the dancer stands, or where it stood in the art; with
+``scene.source=driving`` the camera is static (the video's own).
 """
 
 from __future__ import annotations
@@ -22,9 +27,18 @@ from dreamdance.camera import Trajectory, intrinsics_from_fov, rescale_intrinsic
 from dreamdance.errors import InputError
 from dreamdance.inputs import build, check_common, input_file
 from dreamdance.io import read_json
-from dreamdance.media import fit_size, load_image, resize, save_image, to_uint8, write_video
-from dreamdance.motion.align import CharacterFrame, align_poses
+from dreamdance.media import load_image, resize, save_image, to_uint8, write_video
+from dreamdance.motion.align import CharacterFrame, align_poses, pose_frame
 from dreamdance.motion.mask import mask_video, pose_masks
+from dreamdance.motion.placement import (
+    at_person,
+    in_scene,
+    person_box,
+    place_poses,
+    placed_art,
+    read_placement,
+    write_placement,
+)
 from dreamdance.motion.poses import PARTS, PoseSequence, frame_index, read_poses, write_poses
 from dreamdance.motion.sources import (
     camera_source,
@@ -37,26 +51,54 @@ from dreamdance.motion.sources import (
 from dreamdance.motion.videos import write_pose_videos
 from dreamdance.preview import motion_preview
 from dreamdance.rundir import RunDir
+from dreamdance.scene.source import (
+    DRIVING,
+    IMAGE,
+    art_size,
+    background_source,
+    load_scene_image,
+    placed,
+    working_size,
+)
 from dreamdance.trajectory import read_trajectory, write_trajectory
 
 log = logging.getLogger(__name__)
 
 
-def run(cfg: DictConfig) -> None:
+def run(cfg: DictConfig, character_mask: np.ndarray | None = None) -> None:
+    """``character_mask``: the art's cut-out ``[h, w]`` at its working size, when the scene
+    stage has it in hand (placed modes, before it writes anything); else read from the run
+    directory."""
     # --- check and read every input, build the backends, before anything is written ---
     check_common(cfg)
     check_driving(cfg)
+    source = background_source(cfg)
     mo = cfg.motion
     image_path = input_file(cfg.image, "image", assets.ART)
     art = load_image(image_path, name=f"image={cfg.image or image_path}")
-    width, height = fit_size((art.rgb.shape[1], art.rgb.shape[0]), cfg.resolution)
+    own_size = art_size(cfg, art)
+    width, height = working_size(cfg, source, own_size)
+    if source != IMAGE and mo.character_height is not None:
+        raise InputError(f"motion.character_height={mo.character_height}",
+                         "applies to scene_image= only (with scene.source=driving the "
+                         "character is as tall as the dancer)")
     poses = poses_source(cfg, mo.too_short)
+    if source == DRIVING and poses.value is not None:
+        _check_dancer(cfg, poses.value, width, height)
     extractor = build(cfg.pose) if poses.value is None else None
-    tracked = cfg.driving is not None and cfg.camera is None
+    tracked = cfg.driving is not None and cfg.camera is None and source != DRIVING
     tracker = build(cfg.camtrack) if tracked else None
     cams = None if tracked else camera_source(cfg, width, height, mo.camera_length,
-                                               mo.preset_depth, mo.preset_amplitude)
-    character, own = _character(cfg, art, width, height, extractor)
+                                               mo.preset_depth, mo.preset_amplitude,
+                                               static=source == DRIVING)
+    if source == DRIVING:
+        log.info("scene.source=driving: the camera is the driving video's own (a static "
+                 "camera over its frames); no Gaussian scene is built")
+    cut_name = "scene/cutout.png" if placed(source) else "scene/character.png"
+    character, own = _character(cfg, art, *own_size, extractor, cut=character_mask,
+                                cut_file=Path(cfg.out) / cut_name)
+    fixed = in_scene(character.box, own_size, (width, height), mo.character_height) \
+        if source == IMAGE else None
     video = {}
 
     def frames():  # the driving video, read once and only when a step needs it
@@ -102,6 +144,33 @@ def run(cfg: DictConfig) -> None:
                     "size": [width, height]})
     run_dir.step("motion/camera", ["motion/camera.json"], camera_deps, write_camera)
 
+    if placed(source):  # the character into the working frame (motion/placement.py)
+        def write_placement_file() -> None:
+            if fixed is not None:
+                write_placement(p("motion/placement.json"), fixed)
+                return
+            dancer = align_poses(read_poses(p("motion/poses.json")),
+                                 CharacterFrame((0, 0, width, height), width, height), "none")
+            box = person_box(dancer)
+            if box is None:
+                raise InputError(f"driving={cfg.driving}", "no person to replace: the dancer "
+                                                           "has no confident keypoints")
+            write_placement(p("motion/placement.json"),
+                            at_person(character.box, box, own_size, (width, height)))
+
+        run_dir.step("motion/place", ["motion/placement.json"],
+                     {"source": source, "character": list(character.box),
+                      "art_size": list(own_size), "size": [width, height],
+                      "character_height": mo.character_height,
+                      "poses": p("motion/poses.json") if fixed is None else None},
+                     write_placement_file)
+        placement = read_placement(p("motion/placement.json"))
+        own = None if own is None else place_poses(own, placement)
+        character = CharacterFrame(placement.box(character.box), width, height,
+                                   None if own is None else pose_frame(own, 0))
+    elif own is not None and (own.width, own.height) != (width, height):
+        raise RuntimeError("the art's own pose is not in the working frame")
+
     def write_aligned() -> None:
         aligned = align_poses(read_poses(p("motion/poses.json")), character, mo.align,
                               transition=mo.transition, keep_length=True,
@@ -135,25 +204,36 @@ def run(cfg: DictConfig) -> None:
     def write_preview() -> None:
         aligned = read_poses(p("motion/poses_aligned.json"))
         traj = read_trajectory(p("motion/camera.json"), width, height, np.eye(3))
-        rgb = resize(art.rgb, (width, height))[0]
+        if placed(source):  # the art where it will stand, over the new background
+            ground = (frames().frames[0].astype(np.float32) / 255 if source == DRIVING
+                      else load_scene_image(cfg).rgb)
+            rgb = placed_art(resize(_rgba(art), own_size)[0],
+                             read_placement(p("motion/placement.json")),
+                             resize(ground, (width, height))[0])
+        else:
+            rgb = resize(art.rgb, (width, height))[0]
         save_image(p("motion/preview.png"), motion_preview(rgb, aligned, traj))
 
     run_dir.step("motion/preview", ["motion/preview.png"],
                  {"image": image_path, "aligned": p("motion/poses_aligned.json"),
-                  "camera": p("motion/camera.json")}, write_preview)
+                  "camera": p("motion/camera.json"), "source": source,
+                  "placement": p("motion/placement.json") if placed(source) else None},
+                 write_preview)
     n = len(read_json(p("motion/poses_aligned.json"))["frames"])
     log.info("motion: %d frames at %g fps, %dx%d, written to %s", n, cfg.fps, width, height,
              run_dir.root)
 
 
-def _character(cfg: DictConfig, art, width: int, height: int, extractor=None
+def _character(cfg: DictConfig, art, width: int, height: int, extractor=None,
+               cut: np.ndarray | None = None, cut_file: Path | None = None
                ) -> tuple[CharacterFrame, PoseSequence | None]:
     """Where the character stands in the working frame, for pose alignment, and its own pose
     there when known.
 
     From ``character_pose=`` (the art's own pose), the sample's pose for the sample art, the
-    pose backend run on the art (when its weights are given), the scene stage's cut-out, or
-    the art's alpha; ``motion.align=none`` needs none of them.
+    pose backend run on the art (when its weights are given), the scene stage's cut-out
+    (``cut``, else ``cut_file``), or the art's alpha; ``motion.align=none`` needs none of them.
+    ``width × height`` is the art's own working frame.
     """
     whole = CharacterFrame((0, 0, width, height), width, height)
     pose_path = input_file(cfg.character_pose, "character_pose",
@@ -165,11 +245,9 @@ def _character(cfg: DictConfig, art, width: int, height: int, extractor=None
     own = _detected_pose(cfg, art, width, height, extractor)
     if own is not None:
         return CharacterFrame.from_pose(own, name="the art's detected pose"), own
-    cut = None
-    scene_cut = Path(cfg.out) / "scene/character.png"
-    if scene_cut.is_file():
-        cut = load_image(scene_cut).alpha
-    elif art.alpha is not None and (art.alpha < 0.99).any():
+    if cut is None and cut_file is not None and cut_file.is_file():
+        cut = load_image(cut_file).alpha
+    if cut is None and art.alpha is not None and (art.alpha < 0.99).any():
         cut = art.alpha
     if cut is not None:
         return CharacterFrame.from_mask(resize(cut, (width, height))[0] >= 0.5,
@@ -201,6 +279,24 @@ def _detected_pose(cfg: DictConfig, art, width: int, height: int, extractor=None
         return None
     log.info("the art's own pose: detected by the pose backend")
     return seq
+
+
+def _check_dancer(cfg: DictConfig, poses: PoseSequence, width: int, height: int) -> None:
+    """``poses=`` given with ``scene.source=driving`` must hold the dancer, in a frame of the
+    driving video's shape (they are read in its pixels)."""
+    name = f"poses={cfg.poses}"
+    if poses.num_people == 0 or not (poses.body[..., 2] > 0).any():
+        raise InputError(f"driving={cfg.driving}", f"no person to replace ({name} has none)")
+    if abs(poses.width / poses.height - width / height) > 0.02 * width / height:
+        raise InputError(name, f"are for a {poses.width}x{poses.height} frame, not the driving "
+                               f"video's shape ({width}x{height} at the working size)")
+
+
+def _rgba(art) -> np.ndarray:
+    """A loaded image as RGB or RGBA float32 in [0, 1]. [H, W, 3 | 4]"""
+    if art.alpha is None:
+        return art.rgb
+    return np.concatenate([art.rgb, art.alpha[..., None]], -1)
 
 
 def _plain(node):

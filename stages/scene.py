@@ -4,6 +4,12 @@ One piece of art -> character cut-out, inpainted background plate, metric depth,
 field grown by warp-and-inpaint along the spiral of eq. 5 and then along the custom camera, and
 the coarse background video rendered along that camera. Every step reads its inputs from the
 run directory, so a re-run skips what is unchanged and resumes after a crash.
+
+The paper's other two uses (:mod:`dreamdance.scene.source`): with ``scene_image=`` the world is
+built from that image (nothing cut out of it unless ``scene.segment=true``) and the art's
+cut-out is placed into it; with ``scene.source=driving`` no world is built: the driving video,
+its dancer painted out, is the background. In both the motion steps run first, for the
+character's placement.
 """
 
 from __future__ import annotations
@@ -20,12 +26,24 @@ from dreamdance.camera import intrinsics_from_fov, rescale_intrinsics, scale_int
 from dreamdance.inputs import build, check_common, input_file, limit_size, resolve_device
 from dreamdance.io import read_json, write_array, write_json, write_text
 from dreamdance.media import fit_size, load_image, resize, save_image, write_video
-from dreamdance.motion.sources import camera_source, check_driving
-from dreamdance.preview import scene_preview
+from dreamdance.motion.mask import mask_video
+from dreamdance.motion.placement import place_image, read_placement
+from dreamdance.motion.poses import read_poses
+from dreamdance.motion.sources import camera_source, check_driving, driving_frames
+from dreamdance.preview import removal_preview, scene_preview
 from dreamdance.rundir import RunDir
 from dreamdance.scene import build as field
 from dreamdance.scene.gaussians import load_ply, save_ply
+from dreamdance.scene.removal import check_removal, remove_person
 from dreamdance.scene.segment import MaskSegmenter, check_mask
+from dreamdance.scene.source import (
+    ART,
+    DRIVING,
+    IMAGE,
+    art_size,
+    background_source,
+    load_scene_image,
+)
 from dreamdance.scene.warp import plate_hole
 from dreamdance.trajectory import read_trajectory, write_trajectory
 
@@ -36,12 +54,16 @@ def run(cfg: DictConfig) -> None:
     # --- check and read every input, build every component, before anything is written ---
     check_common(cfg)
     check_driving(cfg)
+    source = background_source(cfg)
+    if source == DRIVING:
+        return _replacement(cfg)
     device = resolve_device(cfg.device)
     st, mo = cfg.stage, cfg.motion
     image_path = input_file(cfg.image, "image", assets.ART)
     name = f"image={cfg.image or image_path}"
     art = limit_size(load_image(image_path, name=name), name)
-    h0, w0 = art.rgb.shape[:2]
+    scene = load_scene_image(cfg) if source == IMAGE else art  # the picture the world is built from
+    h0, w0 = scene.rgb.shape[:2]
     width, height = fit_size((w0, h0), cfg.resolution)
     build_size = fit_size((w0, h0), min(st.build_resolution, cfg.resolution))
     cams = camera_source(cfg, width, height, mo.camera_length, mo.preset_depth,
@@ -51,29 +73,49 @@ def run(cfg: DictConfig) -> None:
                                          ("inpainter", "captioner", "depth"))
     build_cfg = field.build_config(OmegaConf.to_container(st.build), seed=cfg.seed,
                                    backend=st.renderer)
-    rgb = resize(art.rgb, (width, height))[0]
-    alpha = None if art.alpha is None else resize(art.alpha, (width, height))[0]
+    rgb = resize(scene.rgb, (width, height))[0]
+    alpha = None if scene.alpha is None else resize(scene.alpha, (width, height))[0]
+    cut_out = None
+    if source == IMAGE:  # the character from the art, placed by the motion stage
+        cut_out = _cut_out(cfg, art, segmenter, name)
+        import stages.motion
+
+        stages.motion.run(cfg, character_mask=cut_out[1])
+        segmenter = build(cfg.segmenter) if cfg.scene.segment else None
 
     run_dir = RunDir(cfg.out, config=OmegaConf.to_container(cfg, resolve=True), force=cfg.force)
     p = run_dir.path
-    size = {"size": [width, height], "image": image_path}
+    size = {"size": [width, height], "image": image_path, "scene_image": cfg.scene_image}
+    if cut_out is not None:
+        _write_character(run_dir, cfg, *cut_out, image_path)
 
     def segment() -> None:
         mask = check_mask(segmenter(rgb, alpha, name=name), name)
         save_image(p("scene/character.png"), rgb, mask)
 
-    run_dir.step("scene/segment", ["scene/character.png"],
-                 {**size, "segmenter": _plain(cfg.segmenter)}, segment)
+    if source == ART:
+        run_dir.step("scene/segment", ["scene/character.png"],
+                     {**size, "segmenter": _plain(cfg.segmenter)}, segment)
 
     def plate() -> None:
-        mask = load_image(p("scene/character.png")).alpha
-        hole = plate_hole(mask, st.plate_dilate)
         prompt = captioner(rgb)
         write_text(p("scene/caption.txt"), prompt + "\n")
+        if segmenter is None:  # scene_image= as it is: nothing cut out of it
+            save_image(p("scene/background.png"), rgb)
+            return
+        if source == IMAGE:
+            scene_name = f"scene_image={cfg.scene_image}"
+            mask = check_mask(segmenter(rgb, alpha, name=scene_name), scene_name)
+        else:
+            mask = load_image(p("scene/character.png")).alpha
+        hole = plate_hole(mask, st.plate_dilate)
         save_image(p("scene/background.png"), inpainter(rgb, hole, prompt))
 
     run_dir.step("scene/plate", ["scene/background.png", "scene/caption.txt"],
-                 {**size, "character": p("scene/character.png"), "dilate": st.plate_dilate,
+                 {**size, "character": p("scene/character.png") if source == ART else None,
+                  "segment": cfg.scene.segment if source == IMAGE else None,
+                  "segmenter": _plain(cfg.segmenter),
+                  "dilate": st.plate_dilate,
                   "inpainter": _plain(cfg.inpainter), "captioner": _plain(cfg.captioner)}, plate)
 
     def depth() -> None:
@@ -144,6 +186,81 @@ def run(cfg: DictConfig) -> None:
                  lambda: save_image(p("scene/preview.png"), scene_preview(run_dir.root / "scene")))
     log.info("scene: %d frames at %dx%d (field built at %dx%d), written to %s", cfg.frames,
              width, height, *build_size, run_dir.root)
+
+
+def _replacement(cfg: DictConfig) -> None:
+    """``scene.source=driving``: the driving video, its dancer painted out, is the background
+    (:mod:`dreamdance.scene.removal`); the character's cut-out is placed where the dancer
+    stands. Writes scene/cutout.png, character.png, removed.mp4 (= background.mp4),
+    person_mask.mp4, removal.json and preview.png."""
+    st, rm = cfg.stage, cfg.scene.removal
+    check_removal(rm.dilate, rm.window)
+    image_path = input_file(cfg.image, "image", assets.ART)
+    name = f"image={cfg.image or image_path}"
+    art = limit_size(load_image(image_path, name=name), name)
+    cut_out = _cut_out(cfg, art, _segmenter(cfg), name)
+    import stages.motion
+
+    stages.motion.run(cfg, character_mask=cut_out[1])  # the dancer's poses, the placement
+    run_dir = RunDir(cfg.out, config=OmegaConf.to_container(cfg, resolve=True), force=cfg.force)
+    p = run_dir.path
+    _write_character(run_dir, cfg, *cut_out, image_path)
+    width, height = read_placement(p("motion/placement.json")).target
+
+    def remove() -> None:
+        frames = driving_frames(cfg, width, height)
+        result = remove_person(frames, read_poses(p("motion/poses.json")), rm.dilate,
+                               rm.window, name=f"driving={cfg.driving}")
+        for rel in ("scene/removed.mp4", "scene/background.mp4"):
+            write_video(p(rel), result.filled, fps=cfg.fps, crf=st.crf)
+        write_video(p("scene/person_mask.mp4"), mask_video(result.masks), fps=cfg.fps)
+        write_json(p("scene/removal.json"), result.summary())
+        save_image(p("scene/preview.png"), removal_preview(frames, result))
+        log.info("person removed: %s", result.describe())
+
+    run_dir.step("scene/removal", ["scene/removed.mp4", "scene/background.mp4",
+                                   "scene/person_mask.mp4", "scene/removal.json",
+                                   "scene/preview.png"],
+                 {"driving": input_file(cfg.driving, "driving"), "poses": p("motion/poses.json"),
+                  "size": [width, height], "frames": cfg.frames, "fps": cfg.fps,
+                  "too_short": cfg.motion.too_short, "removal": _plain(rm), "crf": st.crf},
+                 remove)
+    log.info("scene (the driving video, dancer removed): %d frames at %dx%d, written to %s",
+             cfg.frames, width, height, run_dir.root)
+
+
+def _cut_out(cfg: DictConfig, art: Any, segmenter: Any, name: str
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """The art at its own working size and its character mask (checked).
+    ``([h, w, 3], [h, w])`` float32"""
+    size = art_size(cfg, art)
+    rgb = resize(art.rgb, size)[0]
+    alpha = None if art.alpha is None else resize(art.alpha, size)[0]
+    return rgb, check_mask(segmenter(rgb, alpha, name=name), name)
+
+
+def _write_character(run_dir: RunDir, cfg: DictConfig, rgb: np.ndarray, mask: np.ndarray,
+                     image: Path) -> None:
+    """scene/cutout.png (the art's frame) and scene/character.png, the cut-out placed into the
+    working frame by motion/placement.json."""
+    p = run_dir.path
+    run_dir.step("scene/segment", ["scene/cutout.png"],
+                 {"image": image, "size": list(rgb.shape[1::-1]),
+                  "segmenter": _plain(cfg.segmenter)},
+                 lambda: save_image(p("scene/cutout.png"), rgb, mask))
+
+    def place() -> None:
+        cut = load_image(p("scene/cutout.png"))
+        moved = place_image(np.concatenate([cut.rgb * cut.alpha[..., None],
+                                            cut.alpha[..., None]], -1),
+                            read_placement(p("motion/placement.json")))
+        a = moved[..., 3]
+        save_image(p("scene/character.png"),
+                   moved[..., :3] / np.maximum(a, 1e-6)[..., None] * (a > 0)[..., None], a)
+
+    run_dir.step("scene/place", ["scene/character.png"],
+                 {"cutout": p("scene/cutout.png"), "placement": p("motion/placement.json")},
+                 place)
 
 
 def _segmenter(cfg: DictConfig) -> Any:

@@ -11,7 +11,7 @@ from dreamdance.motion.poses import read_poses
 from dreamdance.trajectory import read_trajectory
 from tools.make_sample import make_sample
 
-FILES = (assets.ART, assets.ART_MASK, assets.ART_POSE, assets.DANCE, assets.CAMERA)
+FILES = (assets.ART, assets.ART_MASK, assets.ART_POSE, assets.DANCE, assets.CAMERA, assets.SCENE)
 # What "the same sample" means for the generator's floats: keypoints to a thousandth of a pixel,
 # camera matrices and intrinsics to 1e-9 (both are rounded by float maths that may change by an
 # ulp between numpy or OpenCV releases). Pixels of the drawn art are bytes we write: exact.
@@ -44,7 +44,7 @@ def test_assert_same_json_can_fail():
 
 def test_committed_assets_match_the_generator(tmp_path):
     make_sample(tmp_path)
-    for name in (assets.ART, assets.ART_MASK):
+    for name in (assets.ART, assets.ART_MASK, assets.SCENE):
         a = load_image(assets.sample_path(name)).rgb
         b = load_image(tmp_path / name).rgb
         np.testing.assert_array_equal(a, b, err_msg=name)

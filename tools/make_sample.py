@@ -10,7 +10,9 @@ regenerated (and are checked against this script by the tests). Writes:
 - ``art_mask.png``  the figure's mask (L, 255 = character);
 - ``art_pose.json`` the figure's own pose (one frame, our pose-file format);
 - ``dance.json``    49 frames at 8 fps of a procedural dance by a driver of other proportions;
-- ``camera.json``   49 cameras of a gentle orbit (our trajectory JSON).
+- ``camera.json``   49 cameras of a gentle orbit (our trajectory JSON);
+- ``scene.png``     768×432 RGB: a second scene, a seaside promenade at dusk with lamp posts
+  down a paved walk (``scene_image=``: the character put into another scene).
 """
 
 from __future__ import annotations
@@ -94,6 +96,47 @@ def draw_background(rng: np.random.Generator) -> np.ndarray:
         cv2.circle(img, (int(tx + dx * n), int(ty + dy * n)), int(r * n), (60, 130, 60), -1,
                    cv2.LINE_AA)
     return img
+
+
+def draw_scene(rng: np.random.Generator, width: int = 768, height: int = 432) -> np.ndarray:
+    """A seaside promenade at dusk: sky, sun, sea, a paved walk in perspective, lamp posts
+    and a railing that shrink towards the horizon. [height, width, 3] uint8"""
+    w, h = width * SS, height * SS
+    horizon = int(0.46 * h)
+    y = np.linspace(0, 1, horizon)[:, None, None]
+    sky = (1 - y) * np.array([70, 60, 130]) + y * np.array([250, 160, 110])
+    img = np.zeros((h, w, 3), np.float64)
+    img[:horizon] = sky
+    sun = (int(0.68 * w), int(0.40 * h))
+    cv2.circle(img, sun, int(0.05 * h), (255, 215, 150), -1, cv2.LINE_AA)
+    sea_y = np.linspace(0, 1, int(0.62 * h) - horizon)[:, None, None]
+    img[horizon:int(0.62 * h)] = (1 - sea_y) * np.array([200, 130, 120]) + sea_y * np.array(
+        [40, 70, 120])
+    for _ in range(160):  # shimmer on the water, denser under the sun
+        yy = rng.uniform(horizon + 2, 0.62 * h)
+        xx = rng.normal(sun[0], 0.12 * w * (yy - horizon) / (0.16 * h) + 20)
+        half = rng.uniform(4, 16) * SS * (yy - horizon) / (0.16 * h) + SS
+        cv2.line(img, (int(xx - half), int(yy)), (int(xx + half), int(yy)), (250, 200, 150),
+                 SS, cv2.LINE_AA)
+    ground = img[int(0.62 * h):]
+    gy, gx = np.mgrid[0:ground.shape[0], 0:w].astype(np.float64)
+    depth = (gy + 30 * SS) / (ground.shape[0] + 30 * SS)  # near = 1
+    u = (gx - w / 2) / (depth * w)
+    tiles = ((np.floor(u * 10) + np.floor(1.2 / depth)) % 2)[..., None]
+    ground[:] = (np.array([150, 130, 115]) * (0.75 + 0.25 * depth[..., None])
+                 + 14 * tiles + rng.normal(0, 5, gy.shape)[..., None])
+    top = int(0.62 * h)
+    cv2.line(img, (0, top), (w, top), (60, 55, 70), 3 * SS, cv2.LINE_AA)  # the sea wall
+    for i, dist in enumerate((1.0, 1.6, 2.6, 4.2, 7.0)):  # lamp posts along the walk
+        base_y = top + int((h - top) * 0.9 / dist)
+        post_h = int(0.55 * h / dist)
+        x = int(w * (0.5 + 0.42 / dist * (1 if i % 2 == 0 else -1)))
+        lw = max(SS, int(6 * SS / dist))
+        cv2.line(img, (x, base_y), (x, base_y - post_h), (45, 40, 55), lw, cv2.LINE_AA)
+        cv2.circle(img, (x, base_y - post_h), max(SS, int(10 * SS / dist)), (255, 235, 170),
+                   -1, cv2.LINE_AA)
+    return cv2.resize(np.clip(img, 0, 255).astype(np.uint8), (width, height),
+                      interpolation=cv2.INTER_AREA)
 
 
 def draw_character(kp: np.ndarray, height: float) -> tuple[np.ndarray, np.ndarray]:
@@ -210,6 +253,7 @@ def make_sample(out: Path) -> None:
     K = intrinsics_from_fov(FOV, SIZE, SIZE)
     cams = preset("orbit", FRAMES, K, SIZE, SIZE, depth=SCENE_DEPTH, amplitude=0.6)
     write_trajectory(out / "camera.json", cams, format="json", fps=FPS)
+    save_image(out / "scene.png", draw_scene(rng))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -40,6 +40,7 @@ RUN_FILES = {  # run-directory file -> the stage that writes it
 }
 CHARACTER_POSE = "motion/character_pose.json"  # the art's own pose, when known (optional)
 CAPTION = "scene/caption.txt"
+PERSON_MASK = "scene/person_mask.mp4"  # the dancer painted out (scene.source=driving)
 
 
 @dataclass(frozen=True)
@@ -116,13 +117,16 @@ def missing_files(root: Path, scene: bool = True) -> dict[str, str]:
 
 def read_inputs(root: Path, art: np.ndarray, *, fps: float, seed: int, device: str,
                 driving: np.ndarray | None = None, scene: bool = True,
-                name: str = "out") -> AnimateInputs:
+                removed: bool = False, name: str = "out") -> AnimateInputs:
     """Read and check the run directory ``root`` (see :data:`RUN_FILES`).
 
     Args:
         art: the reference art, RGB or RGBA in [0, 1], resized here to the working frame (the
             aligned poses' size). [h, w, 3 | 4]
         scene: read the scene stage's files; without them the art stands in (see the module).
+        removed: the background is the driving video with its dancer painted out
+            (``scene.source=driving``): the inpainting mask also covers the removed dancer
+            (:data:`PERSON_MASK`), so that nothing of them is kept.
 
     Raises:
         InputError: (named ``name``) frame counts or frame sizes that disagree between the
@@ -135,6 +139,15 @@ def read_inputs(root: Path, art: np.ndarray, *, fps: float, seed: int, device: s
     if scene:
         background = read_video(root / "scene/background.mp4").frames.astype(np.float32) / 255
         masks = read_video(root / "animate/mask.mp4").frames[..., 0] > 127
+        if removed:
+            if not (root / PERSON_MASK).is_file():
+                raise InputError(name, f"{PERSON_MASK} not found: run stage=scene "
+                                       "scene.source=driving first")
+            person = read_video(root / PERSON_MASK).frames[..., 0] > 127
+            if person.shape != masks.shape:
+                raise InputError(name, f"{PERSON_MASK} is {person.shape}, animate/mask.mp4 "
+                                       f"{masks.shape}: re-run stage=scene")
+            masks = masks | person
         cut = load_image(root / "scene/character.png")
         if cut.alpha is None:
             raise InputError(name, "scene/character.png has no alpha: re-run stage=scene")

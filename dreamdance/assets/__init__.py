@@ -1,4 +1,5 @@
-"""The bundled sample: character art, its mask and pose, a driving dance and a camera path.
+"""The bundled sample: character art, its mask and pose, a driving dance, a camera path and
+a second scene to put the character into (``scene_image=``).
 
 Made by ``python -m tools.make_sample``; used whenever a stage is run without ``image=``,
 ``poses=``, ``driving=`` or ``camera=``.
@@ -14,6 +15,7 @@ ART_MASK = "art_mask.png"
 ART_POSE = "art_pose.json"
 DANCE = "dance.json"
 CAMERA = "camera.json"
+SCENE = "scene.png"
 
 
 def sample_path(name: str) -> Path:

@@ -15,9 +15,9 @@ from dreamdance import assets
 from dreamdance.camera import PRESETS, Trajectory, intrinsics_from_fov, resample
 from dreamdance.errors import InputError
 from dreamdance.inputs import input_file
-from dreamdance.media import Video, read_video
+from dreamdance.media import Video, read_video, resize
 from dreamdance.motion.openpose import read_openpose
-from dreamdance.motion.poses import PoseSequence, fit_to_frames, read_poses
+from dreamdance.motion.poses import PoseSequence, fit_to_frames, frame_index, read_poses
 from dreamdance.motion.smooth import fill_gaps, one_euro, sanitize
 from dreamdance.trajectory import load_camera
 
@@ -50,6 +50,16 @@ def driving_video(cfg: Any, max_frames: int | None = None) -> Video | None:
     index = np.minimum(np.round(np.arange(n_out) * video.fps / cfg.fps).astype(int),
                        len(video.frames) - 1)
     return Video(video.frames[index], float(cfg.fps))
+
+
+def driving_frames(cfg: Any, width: int, height: int) -> np.ndarray:
+    """``driving=`` frame for frame with its poses (sampled at ``fps`` as
+    :func:`driving_video`, fitted to ``frames`` as :func:`~dreamdance.motion.poses.fit_to_frames`
+    does, ``motion.too_short``) at ``width × height``. [frames, H, W, 3] uint8"""
+    video = driving_video(cfg, max_frames=cfg.frames)
+    index = frame_index(len(video.frames), cfg.frames, cfg.motion.too_short,
+                        f"driving={cfg.driving}")
+    return np.stack([resize(video.frames[i], (width, height))[0] for i in index])
 
 
 def check_driving(cfg: Any) -> None:
@@ -103,10 +113,11 @@ def extract_poses(video: Video, extractor: Any, cfg: Any, smooth: Any) -> PoseSe
 
 def camera_source(cfg: Any, width: int, height: int, length: str = "resample",
                   preset_depth: float = 4.0, preset_amplitude: float = 1.0,
-                  previous: Path | None = None) -> Source:
+                  previous: Path | None = None, static: bool = False) -> Source:
     """``camera=`` (file or preset) at ``width``×``height`` with ``frames`` cameras,
-    standardised to its first camera. With no ``camera=``: ``previous`` (the run directory's
-    ``motion/camera.json``) when it exists, else the sample's path.
+    standardised to its first camera. With no ``camera=``: the ``static`` preset when
+    ``static``, else ``previous`` (the run directory's ``motion/camera.json``) when it exists,
+    else the sample's path.
 
     A file of another length is resampled over the frames (logged) or refused (``length``).
     """
@@ -115,6 +126,8 @@ def camera_source(cfg: Any, width: int, height: int, length: str = "resample",
                          f"must be one of {', '.join(CAMERA_LENGTH)}")
     if cfg.camera is not None:
         spec = str(cfg.camera)
+    elif static:
+        spec = "static"
     elif previous is not None and previous.is_file():
         log.info("camera: %s (written by stage=motion)", previous)
         spec = str(previous)

@@ -34,6 +34,7 @@ other frame sees are inpainted in the frame so filled (``cv2.inpaint``, Telea, r
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -41,7 +42,7 @@ import numpy as np
 from dreamdance.errors import InputError
 from dreamdance.motion.align import pose_box, pose_frame
 from dreamdance.motion.mask import pose_masks
-from dreamdance.motion.poses import PoseSequence
+from dreamdance.motion.poses import PARTS, PoseSequence
 from dreamdance.scene.segment import GrabCutSegmenter, seed_box
 
 log = logging.getLogger(__name__)
@@ -269,3 +270,74 @@ def _check_frames(frames: np.ndarray) -> np.ndarray:
         raise ValueError(f"frames must be uint8 [T, H, W, 3], got {frames.dtype} "
                          f"{frames.shape}")
     return frames
+
+
+# --------------------------------------------------------------------------------------------
+# The whole removal
+
+
+@dataclass(frozen=True)
+class Removal:
+    """The person painted out of a video.
+
+    Args:
+        filled: the person-free video.  [T, H, W, 3] uint8
+        masks: the removed region.  [T, H, W] bool
+        source: where each pixel comes from (KEPT, FROM_FRAMES, INPAINTED).  [T, H, W] uint8
+    """
+
+    filled: np.ndarray
+    masks: np.ndarray
+    source: np.ndarray
+
+    def summary(self) -> dict:
+        """Fractions of the removed pixels filled from other frames and inpainted."""
+        n = max(int(self.masks.sum()), 1)
+        return {"frames": len(self.masks), "removed_fraction": float(self.masks.mean()),
+                "from_frames": float((self.source == FROM_FRAMES).sum() / n),
+                "inpainted": float((self.source == INPAINTED).sum() / n)}
+
+    def describe(self) -> str:
+        s = self.summary()
+        return (f"{100 * s['removed_fraction']:.1f}% of the pixels masked; of them "
+                f"{100 * s['from_frames']:.1f}% seen in other frames, {100 * s['inpainted']:.1f}% "
+                f"inpainted")
+
+
+def check_removal(dilate: float, window: int) -> None:
+    """Refuse bad ``scene.removal`` settings before anything is written."""
+    if isinstance(dilate, bool) or not isinstance(dilate, int | float) or not (
+            np.isfinite(dilate) and 0 <= dilate <= 0.5):
+        raise InputError(f"scene.removal.dilate={dilate}", "must be a fraction in [0, 0.5]")
+    if isinstance(window, bool) or not isinstance(window, int) or window < 0:
+        raise InputError(f"scene.removal.window={window}", "must be a whole number >= 0")
+
+
+def remove_person(frames: np.ndarray, poses: PoseSequence, dilate: float, window: int,
+                  name: str = "driving") -> Removal:
+    """Every person of ``poses`` painted out of ``frames``: :func:`person_masks` then
+    :func:`fill_background` (with a progress bar).
+
+    Args:
+        frames: the video.  [T, H, W, 3] uint8
+        poses: its poses in any frame of the same shape (rescaled to ``W × H`` here).
+        name: the video as the user gave it, for the error.
+
+    Raises:
+        InputError: (naming ``name``) no person in any frame.
+    """
+    t, h, w, _ = frames.shape
+    if len(poses) != t:
+        raise ValueError(f"{len(poses)} poses for {t} frames")
+    scale = np.array([w / poses.width, h / poses.height], np.float32)
+    parts = {}
+    for part in PARTS:
+        a = getattr(poses, part).copy()
+        a[..., :2] = np.where(a[..., 2:] > 0, a[..., :2] * scale, 0)
+        parts[part] = a
+    poses = PoseSequence(**parts, width=w, height=h, fps=poses.fps, driver=poses.driver)
+    masks = person_masks(frames, poses, dilate)
+    if not masks.any():
+        raise InputError(name, "no person to replace in any frame")
+    filled, source = fill_background(frames, masks, window, progress=True)
+    return Removal(filled, masks, source)
