@@ -11,7 +11,7 @@ DEMO_OUT ?= runs/demo
 LOCK_VENV  ?= .venv-lock
 PIP_TOOLS  := pip-tools==7.6.2
 
-.PHONY: install test demo lint clean lock
+.PHONY: install test demo demo-scene lint clean lock
 
 install: $(STAMP)
 
@@ -47,6 +47,14 @@ demo: $(STAMP)
 	@echo "The diffusion model runs as: python -m dreamdance.run stage=animate model=cogvideox \\"
 	@echo "  out=$(DEMO_OUT) device=cuda weights.cogvideox=DIR weights.clip=DIR model.transformer=DIR"
 	@echo "(local folders; no trained DreamDance weights exist: train one with stage=train, see the README)."
+
+# the bundled sample put into the second bundled scene (scene_image=)
+DEMO_SCENE = scene_image=dreamdance/assets/scene.png motion.character_height=0.6 camera=zoom \
+	out=runs/demo-scene
+demo-scene: $(STAMP)
+	$(BIN)/python -m dreamdance.run stage=scene $(DEMO_SCENE)
+	$(BIN)/python -m dreamdance.run stage=animate $(DEMO_SCENE)
+	@echo "demo-scene: see runs/demo-scene/animate/animation.mp4 and its preview.png"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

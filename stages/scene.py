@@ -195,6 +195,7 @@ def _replacement(cfg: DictConfig) -> None:
     person_mask.mp4, removal.json and preview.png."""
     st, rm = cfg.stage, cfg.scene.removal
     check_removal(rm.dilate, rm.window)
+    person = build(cfg.person)
     image_path = input_file(cfg.image, "image", assets.ART)
     name = f"image={cfg.image or image_path}"
     art = limit_size(load_image(image_path, name=name), name)
@@ -210,7 +211,7 @@ def _replacement(cfg: DictConfig) -> None:
     def remove() -> None:
         frames = driving_frames(cfg, width, height)
         result = remove_person(frames, read_poses(p("motion/poses.json")), rm.dilate,
-                               rm.window, name=f"driving={cfg.driving}")
+                               rm.window, person, name=f"driving={cfg.driving}")
         for rel in ("scene/removed.mp4", "scene/background.mp4"):
             write_video(p(rel), result.filled, fps=cfg.fps, crf=st.crf)
         write_video(p("scene/person_mask.mp4"), mask_video(result.masks), fps=cfg.fps)
@@ -223,7 +224,8 @@ def _replacement(cfg: DictConfig) -> None:
                                    "scene/preview.png"],
                  {"driving": input_file(cfg.driving, "driving"), "poses": p("motion/poses.json"),
                   "size": [width, height], "frames": cfg.frames, "fps": cfg.fps,
-                  "too_short": cfg.motion.too_short, "removal": _plain(rm), "crf": st.crf},
+                  "too_short": cfg.motion.too_short, "removal": _plain(rm),
+                  "person": _plain(cfg.person), "crf": st.crf},
                  remove)
     log.info("scene (the driving video, dancer removed): %d frames at %dx%d, written to %s",
              cfg.frames, width, height, run_dir.root)

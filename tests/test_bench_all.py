@@ -83,6 +83,16 @@ def test_rasterizer_and_animate_suites_quick():
     assert len(animate) == len(cpu) + 4  # time and memory, resident and with CPU offload
 
 
+def test_removal_suite_quick():
+    from tools import bench_removal
+
+    rows = bench_removal.suite(repeats=1, quick=True)
+    check_rows(rows, "removal")
+    quality = rows[-1]
+    assert quality["unit"] == "dB" and quality["ours"] >= 30 and quality["baseline"] <= 20
+    assert quality["met"] is True
+
+
 def test_scene_suite_rows_from_a_run(monkeypatch):
     from tools import bench_scene
 

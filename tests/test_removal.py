@@ -136,3 +136,30 @@ def test_person_masks_cover_the_person():
     tight = person_masks(frames, poses, dilate=0.0)[0]
     assert tight.sum() < masks[0].sum()
     assert (tight & truth).sum() / truth.sum() >= 0.8
+
+
+def test_person_masks_by_birefnet_on_the_box_crop(tmp_path):
+    """person=segmenter with segmenter=birefnet: BiRefNet (a tiny one that keeps red pixels)
+    sees the crop of the person's box; its mask lands back in the frame."""
+    from runner import config
+    from test_segment import write_birefnet
+
+    from dreamdance.inputs import build
+    from dreamdance.scene.removal import CropPerson
+
+    folder = write_birefnet(tmp_path / "birefnet", quirks=True)
+    person = build(config("stage=scene", "person=segmenter", "segmenter=birefnet",
+                          f"weights.birefnet={folder}", "segmenter.trust_remote_code=true",
+                          "segmenter.resolution=64", "device=cpu").person)
+    assert isinstance(person, CropPerson)
+    frames = np.zeros((1, H, W, 3), np.uint8)
+    frames[..., 2] = 120  # blue ground: the tiny BiRefNet keeps only red > 0.5
+    truth = person_region(40.0)
+    frames[0][truth] = PERSON
+    frames[0, 5:15, 100:120] = PERSON  # a red thing outside the person's box stays out
+    poses = PoseSequence(**{part: v[None, None] for part, v in standing_pose(40.0, 50.0).items()},
+                         width=W, height=H, fps=8.0)
+    masks = person_masks(frames, poses, dilate=0.0, segment=person)
+    assert (masks[0] & truth).sum() / truth.sum() >= 0.95
+    assert not masks[0, 5:15, 100:120].any()
+    assert masks[0].sum() <= 1.3 * truth.sum()

@@ -2,8 +2,9 @@
 
 Two pieces:
 
-- :func:`person_masks`: per frame, every person's region. GrabCut
-  (:class:`dreamdance.scene.segment.GrabCutSegmenter`) seeded by each person's pose box
+- :func:`person_masks`: per frame, every person's region. GrabCut (:class:`GrabCutPerson`, the
+  default; ``person=segmenter``: :class:`CropPerson`, the configured ``segmenter=`` — BiRefNet —
+  on the box's crop) seeded by each person's pose box
   (:func:`dreamdance.motion.align.pose_box`, grown by :func:`~dreamdance.scene.segment.seed_box`), the
   pose mask (:func:`dreamdance.motion.mask.pose_masks`) where GrabCut finds nothing, all
   dilated by ``dilate × long side``.
@@ -60,21 +61,74 @@ INPAINT_RADIUS = 3     # cv2.inpaint radius, pixels
 # The person's region
 
 
-def person_masks(frames: np.ndarray, poses: PoseSequence, dilate: float = 0.03) -> np.ndarray:
-    """Every person's region in every frame: GrabCut seeded by each person's pose box.
+class GrabCutPerson:
+    """A person's mask: OpenCV GrabCut seeded by their box (CPU, no weights; the default)."""
 
-    A person whose box is missing or too small, or in whose box GrabCut finds nothing, gets
+    def __call__(self, frame: np.ndarray, box: list[int], name: str) -> np.ndarray | None:
+        """``frame [H, W, 3] uint8``, ``box`` (x0, y0, x1, y1) px -> ``[H, W] bool``, or None
+        when GrabCut finds nothing in the box."""
+        try:
+            cut = GrabCutSegmenter(box=box)(frame.astype(np.float32) / 255.0, None, name=name)
+        except InputError as e:
+            log.debug("%s", e)
+            return None
+        return cut >= 0.5
+
+
+class CropPerson:
+    """A person's mask: an image segmenter (``segmenter=``, BiRefNet with
+    ``segmenter=birefnet``) run on the crop of their box, pasted back into the frame.
+
+    A pose box hugs the joints, not the clothes and flesh around them, so the crop is the box
+    grown by ``margin`` × its size on every side (clipped to the frame).
+
+    Args:
+        segmenter: called as ``segmenter(rgb [h, w, 3] float32, None, name=...)`` -> ``[h, w]``
+            in [0, 1] (:mod:`dreamdance.scene.segment`).
+        margin: growth of the crop per side, fraction of the box's width and height, >= 0.
+    """
+
+    def __init__(self, segmenter, margin: float = 0.25):
+        if isinstance(margin, bool) or not isinstance(margin, int | float) or not margin >= 0:
+            raise InputError(f"person.margin={margin}", "must be a number >= 0")
+        self.segmenter = segmenter
+        self.margin = float(margin)
+
+    def __call__(self, frame: np.ndarray, box: list[int], name: str) -> np.ndarray | None:
+        h, w = frame.shape[:2]
+        gx, gy = self.margin * (box[2] - box[0]), self.margin * (box[3] - box[1])
+        x0, y0 = max(0, int(box[0] - gx)), max(0, int(box[1] - gy))
+        x1, y1 = min(w, int(np.ceil(box[2] + gx))), min(h, int(np.ceil(box[3] + gy)))
+        crop = frame[y0:y1, x0:x1].astype(np.float32) / 255.0
+        try:
+            cut = self.segmenter(crop, None, name=name)
+        except InputError as e:
+            log.debug("%s", e)
+            return None
+        out = np.zeros(frame.shape[:2], bool)
+        out[y0:y1, x0:x1] = np.asarray(cut) >= 0.5
+        return out if out.any() else None
+
+
+def person_masks(frames: np.ndarray, poses: PoseSequence, dilate: float = 0.03,
+                 segment=None) -> np.ndarray:
+    """Every person's region in every frame: ``segment`` seeded by each person's pose box.
+
+    A person whose box is missing or too small, or in whose box ``segment`` finds nothing, gets
     its pose mask (:func:`dreamdance.motion.mask.pose_masks`) instead.
 
     Args:
         frames: the video.  [T, H, W, 3] uint8
         poses: its poses, in its pixels (``poses.width × poses.height == W × H``).  [T, P, K, 3]
         dilate: growth of the region, as a fraction of the frame's long side, >= 0.
+        segment: ``segment(frame, box, name) -> [H, W] bool | None``; None:
+            :class:`GrabCutPerson`.
 
     Returns:
         True = a person.  [T, H, W] bool (all False in a frame with no person)
     """
     frames = _check_frames(frames)
+    segment = GrabCutPerson() if segment is None else segment
     t, h, w, _ = frames.shape
     if len(poses) != t or (poses.width, poses.height) != (w, h):
         raise ValueError(f"poses are {len(poses)} frames of {poses.width}x{poses.height}, the "
@@ -89,7 +143,8 @@ def person_masks(frames: np.ndarray, poses: PoseSequence, dilate: float = 0.03) 
             pose = pose_box(pose_frame(poses, i, p))
             if pose is None:
                 continue  # this person is not in this frame
-            cut = _grabcut(frames[i], seed_box(pose, w, h), f"frame {i} person {p}")
+            box = seed_box(pose, w, h)
+            cut = None if box is None else segment(frames[i], box, f"frame {i} person {p}")
             if cut is not None:
                 out[i] |= cut
                 continue
@@ -98,8 +153,8 @@ def person_masks(frames: np.ndarray, poses: PoseSequence, dilate: float = 0.03) 
             out[i] |= fallback[i]
             fell_back += 1
     if fell_back:
-        log.warning("person masks: GrabCut found nothing in %d person box(es); their pose "
-                    "masks are used", fell_back)
+        log.warning("person masks: the segmenter found nothing in %d person box(es); their "
+                    "pose masks are used", fell_back)
     grow = int(round(dilate * max(h, w)))
     if grow > 0:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
@@ -111,19 +166,6 @@ def person_masks(frames: np.ndarray, poses: PoseSequence, dilate: float = 0.03) 
 
 # --------------------------------------------------------------------------------------------
 # Filling the region
-
-
-def _grabcut(frame: np.ndarray, box: list[int] | None, name: str) -> np.ndarray | None:
-    """GrabCut's mask of ``frame [H, W, 3] uint8`` seeded by ``box``; None when there is no box
-    or GrabCut finds nothing in it (the caller falls back to the pose mask). [H, W] bool"""
-    if box is None:
-        return None
-    try:
-        cut = GrabCutSegmenter(box=box)(frame.astype(np.float32) / 255.0, None, name=name)
-    except InputError as e:
-        log.debug("%s", e)
-        return None
-    return cut >= 0.5
 
 
 def fill_background(frames: np.ndarray, masks: np.ndarray, window: int = 12,
@@ -314,13 +356,14 @@ def check_removal(dilate: float, window: int) -> None:
 
 
 def remove_person(frames: np.ndarray, poses: PoseSequence, dilate: float, window: int,
-                  name: str = "driving") -> Removal:
+                  segment=None, name: str = "driving") -> Removal:
     """Every person of ``poses`` painted out of ``frames``: :func:`person_masks` then
     :func:`fill_background` (with a progress bar).
 
     Args:
         frames: the video.  [T, H, W, 3] uint8
         poses: its poses in any frame of the same shape (rescaled to ``W × H`` here).
+        segment: the person segmenter (see :func:`person_masks`).
         name: the video as the user gave it, for the error.
 
     Raises:
@@ -336,7 +379,7 @@ def remove_person(frames: np.ndarray, poses: PoseSequence, dilate: float, window
         a[..., :2] = np.where(a[..., 2:] > 0, a[..., :2] * scale, 0)
         parts[part] = a
     poses = PoseSequence(**parts, width=w, height=h, fps=poses.fps, driver=poses.driver)
-    masks = person_masks(frames, poses, dilate)
+    masks = person_masks(frames, poses, dilate, segment)
     if not masks.any():
         raise InputError(name, "no person to replace in any frame")
     filled, source = fill_background(frames, masks, window, progress=True)
