@@ -6,6 +6,7 @@ import pytest
 
 from dreamdance.motion.poses import PARTS, PoseSequence
 from dreamdance.scene.removal import fill_background, person_masks
+from tools.bench_removal import per_frame_inpaint, psnr
 
 H, W, T = 96, 128, 16
 PERSON = (230, 20, 200)  # magenta, unlike the background
@@ -52,16 +53,6 @@ def driving_video(pan: int, static: np.ndarray | None = None):
 def dilated(masks: np.ndarray, r: int = 2) -> np.ndarray:
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
     return np.stack([cv2.dilate(m.astype(np.uint8), kernel).astype(bool) for m in masks])
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-10)))
-
-
-def per_frame_inpaint(frames: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    return np.stack([cv2.inpaint(f, m.astype(np.uint8), 3, cv2.INPAINT_TELEA)
-                     for f, m in zip(frames, masks, strict=True)])
 
 
 @pytest.mark.parametrize("pan", [1, 0])

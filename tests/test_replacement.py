@@ -5,11 +5,12 @@ import cv2
 import numpy as np
 import pytest
 from runner import refused, run
-from test_removal import PERSON, T, driving_video, per_frame_inpaint, psnr, standing_pose
+from test_removal import PERSON, T, driving_video, standing_pose
 
 from dreamdance.media import read_video
 from dreamdance.motion.align import pose_box, pose_frame
 from dreamdance.motion.poses import PARTS, PoseSequence, read_poses, write_poses
+from tools.bench_removal import per_frame_inpaint, psnr
 
 
 def write_driving(folder, frames: np.ndarray, with_person: bool = True) -> tuple:
