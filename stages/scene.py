@@ -25,9 +25,9 @@ from dreamdance import assets
 from dreamdance.camera import intrinsics_from_fov, rescale_intrinsics, scale_intrinsics
 from dreamdance.inputs import build, check_common, input_file, limit_size, resolve_device
 from dreamdance.io import read_json, write_array, write_json, write_text
-from dreamdance.media import fit_size, load_image, resize, save_image, write_video
+from dreamdance.media import fit_size, load_image, read_video, resize, save_image, write_video
 from dreamdance.motion.mask import mask_video
-from dreamdance.motion.placement import place_image, read_placement
+from dreamdance.motion.placement import place_image, placed_art, read_placement
 from dreamdance.motion.poses import read_poses
 from dreamdance.motion.sources import camera_source, check_driving, driving_frames
 from dreamdance.preview import removal_preview, scene_preview
@@ -87,7 +87,8 @@ def run(cfg: DictConfig) -> None:
     p = run_dir.path
     size = {"size": [width, height], "image": image_path, "scene_image": cfg.scene_image}
     if cut_out is not None:
-        _write_character(run_dir, cfg, *cut_out, image_path)
+        _write_character(run_dir, cfg, *cut_out, image_path, rgb,
+                         input_file(cfg.scene_image, "scene_image"))
 
     def segment() -> None:
         mask = check_mask(segmenter(rgb, alpha, name=name), name)
@@ -205,8 +206,11 @@ def _replacement(cfg: DictConfig) -> None:
     stages.motion.run(cfg, character_mask=cut_out[1])  # the dancer's poses, the placement
     run_dir = RunDir(cfg.out, config=OmegaConf.to_container(cfg, resolve=True), force=cfg.force)
     p = run_dir.path
-    _write_character(run_dir, cfg, *cut_out, image_path)
     width, height = read_placement(p("motion/placement.json")).target
+    driving = input_file(cfg.driving, "driving")
+    first = read_video(driving, max_frames=1).frames[0].astype(np.float32) / 255
+    _write_character(run_dir, cfg, *cut_out, image_path, resize(first, (width, height))[0],
+                     driving)
 
     def remove() -> None:
         frames = driving_frames(cfg, width, height)
@@ -242,9 +246,11 @@ def _cut_out(cfg: DictConfig, art: Any, segmenter: Any, name: str
 
 
 def _write_character(run_dir: RunDir, cfg: DictConfig, rgb: np.ndarray, mask: np.ndarray,
-                     image: Path) -> None:
+                     image: Path, ground: np.ndarray, ground_file: Path) -> None:
     """scene/cutout.png (the art's frame) and scene/character.png, the cut-out placed into the
-    working frame by motion/placement.json."""
+    working frame by motion/placement.json: its alpha the placed mask, its colour the whole art
+    placed over ``ground`` (the new background's first frame, [H, W, 3] in [0, 1], read from
+    ``ground_file``), as the art mode's character.png carries the whole art."""
     p = run_dir.path
     run_dir.step("scene/segment", ["scene/cutout.png"],
                  {"image": image, "size": list(rgb.shape[1::-1]),
@@ -253,15 +259,13 @@ def _write_character(run_dir: RunDir, cfg: DictConfig, rgb: np.ndarray, mask: np
 
     def place() -> None:
         cut = load_image(p("scene/cutout.png"))
-        moved = place_image(np.concatenate([cut.rgb * cut.alpha[..., None],
-                                            cut.alpha[..., None]], -1),
-                            read_placement(p("motion/placement.json")))
-        a = moved[..., 3]
-        save_image(p("scene/character.png"),
-                   moved[..., :3] / np.maximum(a, 1e-6)[..., None] * (a > 0)[..., None], a)
+        placement = read_placement(p("motion/placement.json"))
+        save_image(p("scene/character.png"), placed_art(cut.rgb, placement, ground),
+                   place_image(cut.alpha[..., None], placement)[..., 0])
 
     run_dir.step("scene/place", ["scene/character.png"],
-                 {"cutout": p("scene/cutout.png"), "placement": p("motion/placement.json")},
+                 {"cutout": p("scene/cutout.png"), "placement": p("motion/placement.json"),
+                  "ground": ground_file, "size": list(ground.shape[1::-1])},
                  place)
 
 

@@ -125,3 +125,20 @@ def test_the_seam_masks_the_removed_dancer(replaced):
     person = read_video(out / "scene/person_mask.mp4").frames[..., 0] > 127
     np.testing.assert_array_equal(removed.masks, plain.masks | person)
     assert (removed.masks & ~plain.masks).any()  # the dancer's region was not masked before
+
+
+def test_wan_animate_replaces_the_dancer_unchanged(replaced, tmp_path):
+    """model=wan_animate (a tiny random pipeline) in its replace mode on the same run."""
+    import shutil
+
+    from dreamdance.animate.wan_tiny import tiny_wan_animate
+
+    out, frames, *_ = replaced
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    weights = tiny_wan_animate(tmp_path / "wan")
+    run("stage=animate", "scene.source=driving", f"driving={out.parent / 'walk'}",
+        f"poses={out.parent / 'walk.json'}", f"frames={T}", "resolution=128", f"out={copy}",
+        "model=wan_animate", f"weights.wan_animate={weights}", "model.steps=1",
+        "model.segment_frames=17", "model.dtype=fp32", "device=cpu")
+    assert read_video(copy / "animate/animation.mp4").frames.shape == frames.shape

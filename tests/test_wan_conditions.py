@@ -222,3 +222,19 @@ def test_letterbox_and_size():
     assert wan_size(720, 1280) == (720, 1280)
     assert wan_size(1000, 1000) == (960, 960)
     assert wan_size(640, 480) == (1104, 816)      # floors, area <= 1280 × 720
+
+
+def test_body_only_poses_crop_around_the_head():
+    from dreamdance.animate.wan_conditions import head_box
+
+    body = np.zeros((18, 3), np.float32)
+    body[0] = (160, 100, 0.9)   # nose
+    body[1] = (160, 140, 0.9)   # neck
+    assert head_box(body, 320, 240) == (112, 52, 208, 148)  # side 2.4 x 40 px, on the nose
+    poses = make_poses([None, None])
+    poses.body[:, 0] = body
+    frames = np.zeros((2, 240, 320, 3), np.uint8)
+    frames[:, 52:148, 112:208] = (255, 0, 0)
+    crops = face_crops(frames, poses, size=64)
+    assert crops.shape == (2, 64, 64, 3) and (crops[..., 0] > 250).all()
+    assert head_box(np.zeros((18, 3), np.float32), 320, 240) is None

@@ -125,8 +125,14 @@ class WanAnimate:
             log.info("model=%s: face video cropped from the driving video", self.name)
             k = min(len(inputs.driving), len(inputs.driving_poses), inputs.num_frames)
             frames = inputs.driving[:k]
-            faces = face_crops(frames, _first(inputs.driving_poses, k, frames.shape[1:3]),
-                               face_size)
+            try:
+                faces = face_crops(frames, _first(inputs.driving_poses, k, frames.shape[1:3]),
+                                   face_size)
+            except ValueError as e:
+                if "no face found" not in str(e):
+                    raise
+                raise InputError("motion/poses.json", f"{e} (nor a head in the body "
+                                 "keypoints)") from None
         else:
             own = inputs.character_pose
             if own is None or not (own["face"][:, 2] > 0).any():

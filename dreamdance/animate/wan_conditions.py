@@ -38,6 +38,7 @@ transformer's ``motion_encoder_size`` (512).
 
 from __future__ import annotations
 
+import logging
 import math
 
 import cv2
@@ -45,6 +46,8 @@ import numpy as np
 
 from dreamdance.motion.poses import PoseSequence
 from dreamdance.motion.render import BODY_COLOURS, BODY_LIMBS, HAND_BONES
+
+log = logging.getLogger(__name__)
 
 # confidence below which Wan skips a keypoint (draw_aapose_by_meta_new's default threshold)
 WAN_THRESHOLD = 0.5
@@ -70,6 +73,8 @@ FACE_AREA_SCALE = 1.3
 FACE_ABOVE = 0.75
 # side of the face video's frames (WanAnimateTransformer3DModel's motion_encoder_size)
 FACE_SIZE = 512
+# without face landmarks: the head crop's side, in neck-nose distances
+HEAD_SIDE = 2.4
 # resize_by_area: pixel area of the generation (Wan's default 1280 × 720) and the side divisor
 WAN_AREA = 1280 * 720
 WAN_DIVISOR = 16
@@ -217,6 +222,39 @@ def face_box(face: np.ndarray, width: int, height: int,
     return x0, y0, x1, y1
 
 
+def head_box(body: np.ndarray, width: int, height: int,
+             threshold: float = 0.3) -> tuple[int, int, int, int] | None:
+    """A face crop box from the body's head keypoints, for poses without face landmarks
+    (OpenPose body-only files): a square centred on the nose (else the middle of the confident
+    eyes and ears), its side ``HEAD_SIDE`` × the neck–nose distance, else the eye/ear span ×
+    ``HEAD_SIDE`` / 1.4; clipped to the image.
+
+    Args:
+        body: [18, 3] COCO-18 keypoints in pixels.
+
+    Returns:
+        (x0, y0, x1, y1) ints, or None without a confident nose, eye or ear.
+    """
+    assert body.shape == (18, 3), body.shape
+    ok = body[:, 2] >= threshold
+    head = [k for k in (0, 14, 15, 16, 17) if ok[k]]
+    if not head:
+        return None
+    centre = body[0, :2] if ok[0] else body[head, :2].mean(0)
+    if ok[0] and ok[1] and np.linalg.norm(body[0, :2] - body[1, :2]) > 0:
+        side = HEAD_SIDE * float(np.linalg.norm(body[0, :2] - body[1, :2]))
+    elif len(head) >= 2:
+        span = body[head, :2].max(0) - body[head, :2].min(0)
+        side = HEAD_SIDE / 1.4 * float(span.max())
+    else:
+        return None
+    x0, x1 = int(max(centre[0] - side / 2, 0)), int(min(centre[0] + side / 2, width))
+    y0, y1 = int(max(centre[1] - side / 2, 0)), int(min(centre[1] + side / 2, height))
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return x0, y0, x1, y1
+
+
 def fill_boxes(boxes: list) -> list[tuple[int, int, int, int]]:
     """Replace each None in ``boxes`` by the last box before it (leading Nones: the first box).
     Raises ValueError when every entry is None."""
@@ -235,7 +273,9 @@ def face_crops(frames: np.ndarray, poses: PoseSequence, size: int = FACE_SIZE,
                threshold: float = 0.0) -> np.ndarray:
     """Wan-Animate's face video: the driver's face cropped from each frame and resized (bilinear,
     aspect not kept) to ``size`` × ``size``. A frame without a face uses the nearest earlier box
-    (leading frames: the first box found).
+    (leading frames: the first box found). Poses with no face landmarks at all (body-only
+    OpenPose files) are cropped around the body's head keypoints instead (:func:`head_box`,
+    logged).
 
     Args:
         frames: [T, H, W, 3] uint8 driving frames, H × W the pose file's height × width.
@@ -253,7 +293,13 @@ def face_crops(frames: np.ndarray, poses: PoseSequence, size: int = FACE_SIZE,
     if poses.num_people == 0:
         raise ValueError("no face found: the pose file has no people")
     faces = poses.face[:, poses.driver]
-    boxes = fill_boxes([face_box(f, w, h, threshold) for f in faces])
+    boxes = [face_box(f, w, h, threshold) for f in faces]
+    if all(b is None for b in boxes):
+        boxes = [head_box(b, w, h) for b in poses.body[:, poses.driver]]
+        if any(b is not None for b in boxes):
+            log.warning("face video: the poses have no face landmarks; the face is cropped "
+                        "around the body's head keypoints instead")
+    boxes = fill_boxes(boxes)
     crops = [cv2.resize(frame[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_LINEAR)
              for frame, (x0, y0, x1, y1) in zip(frames, boxes, strict=True)]
     return np.stack(crops)
