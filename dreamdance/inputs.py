@@ -33,6 +33,56 @@ def check_common(cfg: Any) -> None:
         raise InputError(f"device={cfg.device}", f"must be one of {', '.join(DEVICES)}")
     if not isinstance(cfg.seed, int):
         raise InputError(f"seed={cfg.seed}", "must be an integer")
+    check_settings(cfg)
+
+
+def check_settings(cfg: Any) -> None:
+    """The choices and numbers of the shared groups (``motion.*``, ``mask.*``, ``scene.*``) and
+    of the scene stage (``stage.renderer``, ``stage.scale``), checked before any work, so that a
+    bad one never surfaces after some steps were written."""
+    from dreamdance.motion.align import MODES
+    from dreamdance.motion.mask import SHAPES
+    from dreamdance.motion.poses import TOO_SHORT
+    from dreamdance.motion.sources import CAMERA_LENGTH
+    from dreamdance.scene.source import SOURCES
+
+    mo, m = cfg.motion, cfg.mask
+    for key, value, options in (("motion.align", mo.align, MODES),
+                                ("motion.too_short", mo.too_short, TOO_SHORT),
+                                ("motion.camera_length", mo.camera_length, CAMERA_LENGTH),
+                                ("mask.shape", m.shape, SHAPES),
+                                ("scene.source", cfg.scene.source, SOURCES)):
+        _choice(value, options, key)
+    for key, value in (("mask.dilate", m.dilate), ("mask.face_margin", m.face_margin),
+                       ("mask.hand_margin", m.hand_margin), ("motion.smooth.beta", mo.smooth.beta),
+                       ("scene.removal.dilate", cfg.scene.removal.dilate)):
+        _number(value, key, low=0.0)
+    for key, value in (("motion.preset_depth", mo.preset_depth),
+                       ("motion.smooth.min_cutoff", mo.smooth.min_cutoff)):
+        _number(value, key, low=0.0, strict=True)
+    _number(mo.preset_amplitude, "motion.preset_amplitude")
+    for key, value in (("motion.transition", mo.transition),
+                       ("motion.smooth.max_gap", mo.smooth.max_gap),
+                       ("scene.removal.window", cfg.scene.removal.window)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InputError(f"{key}={value}", "must be a whole number >= 0")
+    if cfg.stage.name == "scene":
+        _choice(cfg.stage.renderer, ("auto", "torch", "gsplat"), "stage.renderer")
+        _choice(cfg.stage.scale, ("auto", "metric"), "stage.scale")
+
+
+def _choice(value: Any, options: tuple, key: str) -> None:
+    if value not in options:
+        raise InputError(f"{key}={value}", f"must be one of {', '.join(options)}")
+
+
+def _number(value: Any, key: str, low: float | None = None, strict: bool = False) -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if strict else value >= low
+    if not ok:
+        bound = "" if low is None else f" {'>' if strict else '>='} {low:g}"
+        raise InputError(f"{key}={value}", f"must be a number{bound}")
 
 
 def resolve_device(name: str) -> str:

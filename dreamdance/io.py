@@ -2,9 +2,12 @@
 
 A writer gets a temporary path in the same folder (same extension, so format-sniffing writers
 such as imageio still work); on success it is renamed into place with ``os.replace`` (atomic on
-POSIX), on any exception — ``KeyboardInterrupt`` included — it is removed. A process killed
-outright (SIGKILL, power loss) can leave a temporary file behind, never a partial final file;
-:func:`remove_stale_temporaries` clears those when a run directory is opened again.
+POSIX), on any exception — ``KeyboardInterrupt`` included — it is removed. Before the rename
+the file's data is flushed to the disk (``fsync``), and after it the folder's entry, so once a
+write returns the file survives a power cut (the run directory records a step as done only
+after its files were written this way). A process killed outright (SIGKILL, power loss) can
+leave a temporary file behind, never a partial final file; :func:`remove_stale_temporaries`
+clears those when a run directory is opened again.
 """
 
 from __future__ import annotations
@@ -42,18 +45,30 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         if not tmp.exists():
             raise RuntimeError(f"writer produced no file for {final}")
+        fsync_path(tmp)
         os.replace(tmp, final)
+        fsync_path(final.parent)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def fsync_path(path: str | os.PathLike) -> None:
+    """Flush a file's data, or a folder's entries, to the disk."""
+    flags = os.O_RDONLY
+    if Path(path).is_dir():
+        flags |= getattr(os, "O_DIRECTORY", 0)
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
     return Path(path)
 
 
@@ -79,13 +94,20 @@ def write_array(path: str | os.PathLike, array: np.ndarray) -> Path:
     return Path(path)
 
 
-def remove_stale_temporaries(root: str | os.PathLike) -> list[Path]:
-    """Delete temporary files left under ``root`` by a killed process; return what was removed."""
+def remove_stale_temporaries(root: str | os.PathLike,
+                             folders: list[str] | None = None) -> list[Path]:
+    """Delete temporary files left by a killed process in ``root`` and in its sub-``folders``
+    (relative; not below them, and never outside ``root``); return what was removed."""
+    root = Path(root)
     removed = []
-    for p in Path(root).rglob(f".*{TMP_MARK}*"):
-        if p.is_file():
-            p.unlink()
-            removed.append(p)
+    for rel in ["", *(folders or [])]:
+        folder = (root / rel).resolve()
+        if not folder.is_dir() or not folder.is_relative_to(root.resolve()):
+            continue
+        for p in folder.glob(f".*{TMP_MARK}*"):
+            if p.is_file():
+                p.unlink()
+                removed.append(p)
     return removed
 
 

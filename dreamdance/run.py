@@ -2,13 +2,17 @@
 
 Dispatches to ``stages/<name>.py``. Bad input — an unknown key or option, a missing file, a
 corrupt image — ends with one line on stderr naming the input and the problem, and exit code 2.
+A full disk ends with one line and exit code 1; any other failure with its traceback (exit 1),
+which is also written to the run's log (``out/logs/``).
 """
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
 import sys
+import traceback
 
 import hydra
 from omegaconf import DictConfig
@@ -17,11 +21,18 @@ from dreamdance.errors import InputError
 
 log = logging.getLogger("dreamdance")
 EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1  # a failure that is not the input's fault (a crash, a full disk)
 
 
 def run_stage(cfg: DictConfig) -> None:
-    """Run the stage named by ``cfg.stage.name`` (raises :class:`InputError` on bad input)."""
-    importlib.import_module(f"stages.{cfg.stage.name}").run(cfg)
+    """Run the stage named by ``cfg.stage.name`` (raises :class:`InputError` on bad input);
+    the run directory's lock is released afterwards."""
+    from dreamdance.rundir import release_run_dirs
+
+    try:
+        importlib.import_module(f"stages.{cfg.stage.name}").run(cfg)
+    finally:
+        release_run_dirs()
 
 
 @hydra.main(version_base="1.3", config_path="pkg://dreamdance.conf", config_name="config")
@@ -31,6 +42,19 @@ def _hydra_main(cfg: DictConfig) -> None:
     except InputError as e:
         _to_log_files(logging.ERROR, f"bad input: {e}")
         _fail(str(e))
+    except KeyboardInterrupt:
+        _to_log_files(logging.ERROR, "interrupted")
+        raise
+    except OSError as e:
+        _to_log_files(logging.ERROR, f"failed:\n{traceback.format_exc()}")
+        if e.errno == errno.ENOSPC:
+            where = f" (writing {e.filename})" if e.filename else ""
+            _fail(f"no space left on the device{where}: free some and run again (finished "
+                  "steps are kept)", EXIT_FAILED)
+        raise
+    except BaseException:
+        _to_log_files(logging.ERROR, f"failed:\n{traceback.format_exc()}")
+        raise
 
 
 def check_overrides(argv: list[str]) -> None:
@@ -73,9 +97,9 @@ def main() -> None:
         sys.exit(130)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
     print(f"error: {message}", file=sys.stderr)
-    sys.exit(EXIT_BAD_INPUT)
+    sys.exit(code)
 
 
 def _to_log_files(level: int, message: str) -> None:

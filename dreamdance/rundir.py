@@ -8,9 +8,16 @@
 
 A step is *cached* when its record says ``done``, the hash of everything it depends on (its
 config values and the contents of its input files) is unchanged, and every output exists. A
-cached step is skipped; ``force=True`` redoes every step. Outputs are written atomically
-(:mod:`dreamdance.io`), so a crash mid-step leaves the step ``failed`` or ``running`` and no
-partial file under a final name; the next run redoes it.
+cached step is skipped; ``force=True`` redoes every step. Outputs are written atomically and
+flushed to the disk (:mod:`dreamdance.io`) before the step is recorded as done, so a crash or
+a power cut mid-step leaves the step ``failed`` or ``running`` and no partial file under a
+final name; the next run redoes it.
+
+**One run at a time.** Opening a run directory takes an exclusive lock on ``out/.lock``
+(``filelock``; released when the process ends or :func:`release_run_dirs` is called, which the
+command line does after each stage). A second process that opens the same directory is refused
+with one line saying which process holds it (``out/.lock.json``); within one process the
+stages share the lock.
 """
 
 from __future__ import annotations
@@ -20,17 +27,21 @@ import json
 import logging
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from dreamdance.errors import InputError
 from dreamdance.io import read_json, remove_stale_temporaries, write_json
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+LOCK, HOLDER = ".lock", ".lock.json"
+_HELD: dict[Path, Any] = {}  # resolved root -> the FileLock this process holds on it
 VERSIONED_PACKAGES = (
     "dreamdance", "torch", "numpy", "diffusers", "transformers", "gsplat", "peft", "accelerate",
     "hydra-core", "opencv-python-headless", "imageio", "imageio-ffmpeg", "pillow",
@@ -62,6 +73,47 @@ def file_digest(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def hold_run_dir(root: Path) -> None:
+    """Take this process's exclusive lock on the run directory ``root`` (created if need be);
+    a no-op when this process holds it already.
+
+    Raises:
+        InputError: (naming ``out=root``) another process holds it.
+    """
+    from filelock import FileLock, Timeout
+
+    key = Path(root).resolve()
+    if key in _HELD:
+        return
+    key.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(key / LOCK), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise InputError(f"out={root}", f"in use by another run ({_holder(key)}); wait for it "
+                                        "to finish or choose another out=") from None
+    _HELD[key] = lock
+    write_json(key / HOLDER, {"pid": os.getpid(), "host": platform.node(),
+                              "since": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                              "command": " ".join(sys.argv)})
+
+
+def release_run_dirs() -> None:
+    """Release every run-directory lock this process holds."""
+    while _HELD:
+        key, lock = _HELD.popitem()
+        lock.release()
+
+
+def _holder(root: Path) -> str:
+    """Who holds ``root``'s lock, from its holder file, in words."""
+    try:
+        h = read_json(root / HOLDER)
+        return f"process {h['pid']} on {h['host']} since {h['since']}: {h['command']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "a process that has not said which"
+
+
 def deps_digest(deps: Mapping[str, Any]) -> str:
     """One hash over a step's dependencies: ``Path`` values by content, the rest by value (JSON)."""
     canonical = {
@@ -84,13 +136,15 @@ class RunDir:
                  force: bool = False):
         self.root = Path(root)
         self.force = force
+        hold_run_dir(self.root)
         self._manifest: dict[str, Any] = {"config": {}, "versions": {}, "steps": {}}
         if (self.root / MANIFEST).is_file():
             self._manifest = read_json(self.root / MANIFEST)
             self._manifest.setdefault("steps", {})
-        if self.root.is_dir():
-            for p in remove_stale_temporaries(self.root):
-                log.warning("removed a temporary file left by an interrupted run: %s", p)
+        folders = sorted({str(Path(o).parent) for record in self.steps.values()
+                          for o in record.get("outputs", [])})
+        for p in remove_stale_temporaries(self.root, folders):
+            log.warning("removed a temporary file left by an interrupted run: %s", p)
         if config is not None:
             self._manifest["config"] = dict(config)
         self._manifest["versions"] = package_versions()

@@ -20,3 +20,12 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _release_run_dirs():
+    """Each test ends like a process: the run-directory locks it took are released."""
+    yield
+    from dreamdance.rundir import release_run_dirs
+
+    release_run_dirs()

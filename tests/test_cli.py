@@ -25,11 +25,12 @@ def cli(*args, cwd=None):
 
 
 def artifacts(out: Path) -> list[str]:
-    """Everything under ``out`` except the logs folder."""
+    """Everything under ``out`` except the logs folder and the run directory's lock."""
     if not out.exists():
         return []
     return sorted(str(p.relative_to(out)) for p in out.rglob("*")
-                  if p.is_file() and p.relative_to(out).parts[0] != "logs")
+                  if p.is_file() and p.relative_to(out).parts[0] != "logs"
+                  and p.name not in (".lock", ".lock.json"))
 
 
 def test_sample_run_then_resume_then_force(tmp_path):
@@ -148,7 +149,8 @@ def test_driving_video_needs_the_pose_backend_weights(tmp_path):
     from dreamdance.media import write_video
 
     write_video(tmp_path / "dance.mp4", np.zeros((3, 32, 32, 3), np.uint8), fps=8)
-    result = cli(f"out={tmp_path / 'out'}", f"driving={tmp_path / 'dance.mp4'}", *FAST)
+    result = cli(f"out={tmp_path / 'out'}", f"driving={tmp_path / 'dance.mp4'}", *FAST,
+                 "motion.too_short=hold")
     assert result.returncode == 2
     assert "pose.det_model: not set" in result.stderr
     assert artifacts(tmp_path / "out") == []

@@ -227,14 +227,15 @@ def test_projection_matches_gsplat_torch_reference():
 def test_input_checks_and_backends():
     scene = random_scene(n=5, cameras=1)
     bad = dict(scene, quats=scene["quats"][:, :3])
-    with pytest.raises(InputError, match="quats: expected shape \\[5, 4\\], got \\[5, 3\\]"):
+    with pytest.raises(ValueError, match="quats: expected shape \\[5, 4\\], got \\[5, 3\\]"):
         rasterize(**bad, width=W, height=H)
-    with pytest.raises(InputError, match="backgrounds"):
+    with pytest.raises(ValueError, match="backgrounds"):
         rasterize(**dict(scene, backgrounds=torch.zeros(2, 3)), width=W, height=H)
-    with pytest.raises(InputError, match="colors: expected torch.float32"):
+    with pytest.raises(ValueError, match="colors: expected torch.float32"):
         rasterize(**dict(scene, colors=scene["colors"].double()), width=W, height=H)
-    with pytest.raises(InputError, match="width"):
+    with pytest.raises(ValueError, match="width") as e:
         rasterize(**scene, width=0, height=H)
+    assert not isinstance(e.value, InputError)  # a caller's bug: a traceback, not one line
     with pytest.raises(InputError, match="backend"):
         rasterize(**scene, width=W, height=H, backend="vulkan")
     if not torch.cuda.is_available():

@@ -61,7 +61,7 @@ def test_killed_writer_leaves_no_final_file(tmp_path):
     leftovers = list(tmp_path.iterdir())
     assert len(leftovers) == 1 and leftovers[0].name.startswith(".big.tmp-")
     RunDir(tmp_path)
-    assert list(tmp_path.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", ".lock.json"]  # the lock
 
 
 def test_remove_stale_temporaries_keeps_real_files(tmp_path):

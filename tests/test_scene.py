@@ -113,7 +113,8 @@ def test_bad_scene_input(tmp_path, case):
     out = tmp_path / "out"
     assert expected in refused("stage=scene", f"out={out}", *SMALL, *args)
     written = [p.relative_to(out) for p in out.rglob("*") if p.is_file()] if out.exists() else []
-    assert [p for p in written if p.parts[0] != "logs" and p.name != "manifest.json"] == []
+    assert [p for p in written if p.parts[0] != "logs" and p.name not in
+            ("manifest.json", ".lock", ".lock.json")] == []
 
 
 def test_scene_benchmark_runs_and_reports():

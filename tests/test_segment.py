@@ -5,6 +5,7 @@ import json
 import logging
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -124,11 +125,32 @@ def test_mask_file_grey_rgb_alpha_and_resize(tmp_path, caplog):
     big = tmp_path / "big.png"  # twice the size: resized, with a warning
     Image.fromarray((truth * 255).astype(np.uint8), "L").resize((2 * W, 2 * H),
                                                                 Image.NEAREST).save(big)
-    with caplog.at_level(logging.WARNING, logger="dreamdance.scene.segment"):
+    with caplog.at_level(logging.INFO, logger="dreamdance.scene.segment"):
         mask = MaskSegmenter(big)(rgb)
     assert mask.shape == (H, W)
     assert "resized" in caplog.text and f"{2 * W}x{2 * H}" in caplog.text
     assert np.abs(mask - truth).mean() < 0.02
+
+
+def test_mask_at_the_images_own_size_fits_a_non_square_working_frame(tmp_path):
+    """A 300 x 200 image works at 128 x 80 (sides snapped to 16: aspect 1.5 -> 1.6); its mask,
+    drawn at 300 x 200, goes through the same resize instead of being refused."""
+    from dreamdance.media import fit_size
+
+    width, height = fit_size((300, 200), 128)
+    assert (width, height) == (128, 80)
+    truth = np.zeros((200, 300), np.uint8)
+    truth[40:180, 100:200] = 255
+    path = tmp_path / "mask.png"
+    Image.fromarray(truth, "L").save(path)
+    mask = MaskSegmenter(path)(np.zeros((height, width, 3), np.float32))
+    assert mask.shape == (80, 128)
+    expected = cv2.resize(truth, (width, height), interpolation=cv2.INTER_AREA) / 255
+    assert np.abs(mask - expected).mean() < 0.01
+    tall = tmp_path / "tall.png"
+    Image.fromarray(truth.T.copy(), "L").save(tall)  # another picture's mask: refused
+    with pytest.raises(InputError, match="aspect ratios differ"):
+        MaskSegmenter(tall)(np.zeros((height, width, 3), np.float32))
 
 
 def test_mask_file_bad_input(tmp_path):
@@ -139,12 +161,12 @@ def test_mask_file_bad_input(tmp_path):
     with pytest.raises(InputError, match="not set"):
         MaskSegmenter(None)
     wide = tmp_path / "wide.png"
-    Image.fromarray(np.full((H, W + 2), 255, np.uint8), "L").save(wide)  # aspect off by 2.5 %
-    with pytest.raises(InputError, match="aspect ratios differ by 2.5%") as e:
+    Image.fromarray(np.full((H, 2 * W), 255, np.uint8), "L").save(wide)  # aspect off by 100 %
+    with pytest.raises(InputError, match="aspect ratios differ by 100.0%") as e:
         MaskSegmenter(wide)(rgb)
     assert e.value.name == f"segmenter.path={wide}"
     with pytest.raises(InputError, match="covers the whole image"):
-        MaskSegmenter(wide)(np.zeros((H, W + 2, 3), np.float32))
+        MaskSegmenter(wide)(np.zeros((H, 2 * W, 3), np.float32))
     black = tmp_path / "black.png"
     Image.fromarray(np.zeros((H, W), np.uint8), "L").save(black)
     with pytest.raises(InputError, match="no character found") as e:

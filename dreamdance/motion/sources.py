@@ -15,7 +15,7 @@ from dreamdance import assets
 from dreamdance.camera import PRESETS, Trajectory, intrinsics_from_fov, resample
 from dreamdance.errors import InputError
 from dreamdance.inputs import input_file
-from dreamdance.media import Video, read_video, resize
+from dreamdance.media import Video, probe_video, read_video, resize
 from dreamdance.motion.openpose import read_openpose
 from dreamdance.motion.poses import PoseSequence, fit_to_frames, frame_index, read_poses
 from dreamdance.motion.smooth import fill_gaps, one_euro, sanitize
@@ -38,12 +38,17 @@ class Source:
 def driving_video(cfg: Any, max_frames: int | None = None) -> Video | None:
     """``driving=`` read and sampled at ``fps`` (nearest source frame by time, from the
     container's nominal rate; a variable-frame-rate file is sampled by that nominal rate), at
-    most ``max_frames`` frames. None without ``driving=``."""
+    most ``max_frames`` frames, decoding the video only as far as those need (a long clip is
+    not decoded whole). None without ``driving=``."""
     if cfg.driving is None:
         return None
     path = input_file(cfg.driving, "driving")
     name = f"driving={cfg.driving}"
-    video = read_video(path, name=name)
+    needed = None  # decode only the frames the output samples, not the whole video
+    if max_frames is not None:
+        rate = probe_video(path, name=name).fps
+        needed = int(np.round((max_frames - 1) * rate / cfg.fps)) + 1
+    video = read_video(path, name=name, max_frames=needed)
     n_out = int(np.floor((len(video.frames) - 1) * cfg.fps / video.fps)) + 1
     if max_frames is not None:
         n_out = min(n_out, max_frames)
@@ -63,10 +68,24 @@ def driving_frames(cfg: Any, width: int, height: int) -> np.ndarray:
 
 
 def check_driving(cfg: Any) -> None:
-    """A driving video must exist and hold decodable frames (checked on its first frame)."""
-    if cfg.driving is not None:
-        read_video(input_file(cfg.driving, "driving"), name=f"driving={cfg.driving}",
-                   max_frames=1)
+    """A driving video must exist, hold decodable frames (checked on its first frame), be long
+    enough for ``frames`` at ``fps`` unless ``motion.too_short`` allows it, and have two
+    frames at least when the camera is to be tracked in it — all before anything is written.
+    (A video file's frame count is estimated from its container; a count one short of the
+    estimate is still caught, later, by the motion stage.)"""
+    if cfg.driving is None:
+        return
+    path, name = input_file(cfg.driving, "driving"), f"driving={cfg.driving}"
+    read_video(path, name=name, max_frames=1)
+    info = probe_video(path, name=name)
+    n_out = int(np.floor((info.n_frames - 1) * cfg.fps / info.fps)) + 1
+    if cfg.camera is None and cfg.scene.source != "driving" and info.n_frames < 2:
+        raise InputError(name, "has one frame: a camera cannot be tracked in it (give camera=, "
+                               "e.g. camera=static)")
+    if cfg.motion.too_short == "refuse" and n_out + 1 < cfg.frames:
+        raise InputError(name, f"about {n_out} frames at fps={cfg.fps:g}, fewer than "
+                               f"frames={cfg.frames} (lower frames, or set "
+                               "motion.too_short=hold or loop)")
 
 
 def read_pose_file(path: Path, name: str, fps: float) -> PoseSequence:

@@ -594,12 +594,13 @@ def _check_inputs(
     backgrounds: Tensor | None,
     tile_size: int,
 ) -> None:
-    """Raise :class:`InputError` naming the first argument with a wrong shape, type or device."""
+    """Raise ``ValueError`` naming the first argument with a wrong shape, type or device: these are
+    the callers' contract (a bug when broken), not user input."""
     if means.ndim != 2 or means.shape[1] != 3:
-        raise InputError("means", f"expected shape [N, 3], got {list(means.shape)}")
+        raise ValueError(f"means: expected shape [N, 3], got {list(means.shape)}")
     N = means.shape[0]
     if viewmats.ndim != 3 or viewmats.shape[1:] != (4, 4):
-        raise InputError("viewmats", f"expected shape [C, 4, 4], got {list(viewmats.shape)}")
+        raise ValueError(f"viewmats: expected shape [C, 4, 4], got {list(viewmats.shape)}")
     C = viewmats.shape[0]
     expected = {
         "quats": (quats, (N, 4)),
@@ -613,14 +614,14 @@ def _check_inputs(
         expected["backgrounds"] = (backgrounds, (C, 3))
     for name, (tensor, shape) in expected.items():
         if tuple(tensor.shape) != shape:
-            raise InputError(name, f"expected shape {list(shape)}, got {list(tensor.shape)}")
+            raise ValueError(f"{name}: expected shape {list(shape)}, got {list(tensor.shape)}")
     tensors = {"means": means, "viewmats": viewmats, **{k: t for k, (t, _) in expected.items()}}
     for name, tensor in tensors.items():
         if not tensor.is_floating_point():
-            raise InputError(name, f"expected a floating-point tensor, got {tensor.dtype}")
+            raise ValueError(f"{name}: expected a floating-point tensor, got {tensor.dtype}")
         if tensor.dtype != means.dtype or tensor.device != means.device:
-            raise InputError(name, f"expected {means.dtype} on {means.device} like means, got "
+            raise ValueError(f"{name}: expected {means.dtype} on {means.device} like means, got "
                              f"{tensor.dtype} on {tensor.device}")
     for name, value in (("width", width), ("height", height), ("tile_size", tile_size)):
         if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-            raise InputError(name, f"expected a positive integer, got {value!r}")
+            raise ValueError(f"{name}: expected a positive integer, got {value!r}")

@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 MIN_COVER = 0.001  # a mask over fewer pixels than this found no character
 MAX_COVER = 0.99  # a mask over this many pixels or more leaves no background
 MAX_ASPECT_CHANGE = 0.01  # a mask file whose aspect ratio differs more than this is refused
+SNAP = 8  # px: fit_size snaps sides to multiples of 16, so each moves by up to this much
 SEED_MARGIN = 0.1  # GrabCut's seed box: a pose box grown by this fraction of its size per side
 
 BIREFNET = ModelSpec(
@@ -131,7 +132,10 @@ class MaskSegmenter:
     Any image file works. When the file has an alpha channel that is not opaque everywhere,
     its alpha is the mask (a cut-out of the character); otherwise its luminance
     (``0.299 R + 0.587 G + 0.114 B``) is, kept soft (no threshold). A file of another size is
-    resized to the image (logged); one whose aspect ratio differs by more than 1 % is refused.
+    resized to the image, as the image itself was resized to the working size: that resize
+    snaps each side to a multiple of 16 (:func:`dreamdance.media.fit_size`), which changes the
+    aspect ratio by up to ``8 / W + 8 / H``, so a mask drawn at the image's own size is
+    accepted. One whose aspect ratio differs by more than that plus 1 % is refused.
 
     Args:
         path: the mask file (config key ``segmenter.path``).
@@ -157,13 +161,14 @@ class MaskSegmenter:
         mask = self.mask
         if (mh, mw) != (h, w):
             change = abs((mw / mh) / (w / h) - 1.0)
-            if change > MAX_ASPECT_CHANGE:
-                raise InputError(self.name, f"is {mw}x{mh} but the image is {w}x{h}: their "
-                                            f"aspect ratios differ by {change:.1%} (more than "
-                                            f"{MAX_ASPECT_CHANGE:.0%}); give a mask of the "
-                                            "image's size")
-            log.warning("%s is %dx%d, the image %dx%d: mask resized to the image",
-                        self.name, mw, mh, w, h)
+            allowed = MAX_ASPECT_CHANGE + SNAP / w + SNAP / h
+            if change > allowed:
+                raise InputError(self.name, f"is {mw}x{mh} but the image is {w}x{h} at the "
+                                            f"working size: their aspect ratios differ by "
+                                            f"{change:.1%} (more than {allowed:.1%}); give a "
+                                            "mask of the image's size")
+            log.info("%s is %dx%d, the image %dx%d at the working size: mask resized to it",
+                     self.name, mw, mh, w, h)
             shrink = mw * mh > w * h
             mask = cv2.resize(mask, (w, h),
                               interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
