@@ -3,7 +3,9 @@
 Reads ``data=DIR`` (the layout of :mod:`dreamdance.train.layout`), builds the model (``model=``
 cogvideox from local folders, or tiny), and trains with :class:`dreamdance.train.trainer.Trainer`
 under accelerate; writes ``out/train/checkpoints/``, ``out/train/logs/`` and
-``out/train/validation/``.
+``out/train/validation/``. ``force=true`` without ``train.resume`` moves the earlier run's
+checkpoints to ``out/train/checkpoints.earlier-N`` first; ``train.resume`` takes only
+checkpoints this output folder wrote (:func:`dreamdance.train.checkpoint.verify`).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def run(cfg: DictConfig) -> None:
     t = cfg.train
     resolve_device(cfg.device)
     folder = Path(cfg.out) / "train"
-    resume = _resume_path(t.resume, folder / "checkpoints", cfg.force)
+    resume = _resume_path(t.resume, folder / "checkpoints", cfg.force, t.resume_untrusted)
 
     from dreamdance.train.dataset import ClipDataset, DatasetConfig
     from dreamdance.train.trainer import Trainer
@@ -45,6 +47,11 @@ def run(cfg: DictConfig) -> None:
                       cpu=cpu)
     if resume is not None:
         trainer.resume(resume)
+    elif cfg.force:
+        moved = trainer.start_over()
+        if moved is not None:
+            log.warning("force=true: the earlier run's checkpoints moved to %s (delete it when "
+                        "it is no longer needed)", moved)
     losses = trainer.train()
     if dataset.skipped:
         log.warning("skipped clips: %s", dict(dataset.skipped))
@@ -56,12 +63,14 @@ def run(cfg: DictConfig) -> None:
                  "model.transformer=%s ...", latest / "transformer")
 
 
-def _resume_path(resume, folder: Path, force: bool) -> Path | None:
-    """The checkpoint to resume from; refuses to silently start over existing checkpoints."""
+def _resume_path(resume, folder: Path, force: bool, untrusted: bool) -> Path | None:
+    """The checkpoint to resume from; refuses to silently start over existing checkpoints, and
+    a checkpoint folder outside this output folder's ``folder`` unless ``untrusted``."""
     if resume in (None, ""):
         if checkpoint.checkpoints(folder) and not force:
             raise InputError(f"out={folder.parent.parent}", "holds training checkpoints: continue "
-                             "with train.resume=latest, or start over with force=true")
+                             "with train.resume=latest, or start over with force=true (which "
+                             f"moves them to {folder.name}.earlier-N)")
         return None
     if resume == "latest":
         found = checkpoint.latest(folder)
@@ -71,6 +80,9 @@ def _resume_path(resume, folder: Path, force: bool) -> Path | None:
     path = Path(str(resume)).expanduser()
     if not (path / "state.json").is_file():
         raise InputError(f"train.resume={resume}", "not a checkpoint folder (no state.json)")
+    if not untrusted and path.resolve().parent != folder.resolve():
+        raise InputError(f"train.resume={resume}", f"not a checkpoint of this output folder "
+                         f"({folder}): {checkpoint.UNTRUSTED}")
     return path
 
 

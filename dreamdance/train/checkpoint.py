@@ -6,13 +6,20 @@ A checkpoint is a folder ``checkpoints/step-000500/``:
                             the learning-rate scheduler and every process's RNG states
                             (``accelerator.save_state``)
     ema.safetensors         the EMA of the trainable weights (with ``train.ema.enabled``)
-    state.json              the step and the samples consumed (the data position)
+    state.json              the step and the samples consumed (the data position), and the
+                            rest of the EMA's state (its step count, which sets the decay)
     transformer/            the whole DreamDance transformer (LoRA merged, EMA weights when
                             enabled) as ``save_pretrained`` writes it: what
                             ``stage=animate model=cogvideox model.transformer=...`` loads
 
 It is written under a hidden temporary name and renamed into place when complete, so a crash
 never leaves a half checkpoint under a final name; only the last ``keep`` are kept.
+
+Resuming unpickles accelerate's files (optimiser, RNG states; with FSDP the sharded state's
+``.metadata`` too), which can run any code. So ``checkpoints/manifest.json`` records the sha256
+of every file of each checkpoint this training wrote, and :func:`verify` refuses a checkpoint
+that is not recorded there or whose files changed (one added, missing or altered). Weights are
+shared as the exported ``transformer/`` (safetensors), never as a checkpoint to resume.
 """
 
 from __future__ import annotations
@@ -27,12 +34,19 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from dreamdance.errors import InputError
 from dreamdance.io import read_json, write_json
+from dreamdance.rundir import file_digest
 
 log = logging.getLogger(__name__)
 
 PATTERN = re.compile(r"^step-(\d+)$")
 TRAINABLE = "trainable.safetensors"
+EMA = "ema.safetensors"
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = "dreamdance-checkpoints/1"
+UNTRUSTED = ("resuming unpickles its files, which can run any code: resume a checkpoint this "
+             "output folder wrote, or set train.resume_untrusted=true if you trust its source")
 
 
 def name(step: int) -> str:
@@ -69,15 +83,100 @@ def temporary(folder: str | os.PathLike, step: int) -> Path:
 
 
 def finish(tmp: Path, step: int, state: dict, keep: int) -> Path:
-    """Write ``state.json``, rename ``tmp`` to its final name and prune to the last ``keep``."""
+    """Write ``state.json``, record the checkpoint's files in the manifest, rename ``tmp`` to
+    its final name and prune to the last ``keep``.
+
+    The record is written before the rename: a crash in between leaves a record without a
+    folder (ignored), never a complete checkpoint that :func:`verify` refuses.
+    """
     write_json(tmp / "state.json", state)
-    final = tmp.parent / name(step)
+    folder = tmp.parent
+    final = folder / name(step)
+    recorded = read_manifest(folder)
+    recorded[final.name] = file_hashes(tmp)
+    _write_manifest(folder, recorded)
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
-    for _, old in checkpoints(tmp.parent)[:-keep] if keep > 0 else []:
+    for _, old in checkpoints(folder)[:-keep] if keep > 0 else []:
         shutil.rmtree(old)
+    _write_manifest(folder, {k: v for k, v in recorded.items() if (folder / k).is_dir()})
     return final
+
+
+def set_aside(folder: str | os.PathLike) -> Path | None:
+    """Move a checkpoints ``folder`` that holds any checkpoint (its manifest with it) to the
+    first free ``<folder>.earlier-N`` beside it; returns where it went, or None when it held
+    none."""
+    folder = Path(folder)
+    if not checkpoints(folder):
+        return None
+    n = 1
+    while (target := folder.with_name(f"{folder.name}.earlier-{n}")).exists():
+        n += 1
+    os.replace(folder, target)
+    return target
+
+
+# -- the manifest: which checkpoints this training wrote -------------------------------------
+
+def file_hashes(folder: str | os.PathLike) -> dict[str, str]:
+    """The sha256 of every file below ``folder``, by its ``/``-separated path relative to it;
+    a symbolic link is listed as ``"symlink"`` (a checkpoint this training writes has none)."""
+    folder = Path(folder)
+    hashes = {}
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder).as_posix()
+        if path.is_symlink():
+            hashes[rel] = "symlink"
+        elif path.is_file():
+            hashes[rel] = file_digest(path)
+    return hashes
+
+
+def read_manifest(folder: str | os.PathLike) -> dict[str, dict[str, str]]:
+    """The checkpoints recorded in ``folder/manifest.json``: ``{name: {file: sha256}}`` ({}
+    when there is no manifest).
+
+    Raises:
+        InputError: the file is not a manifest this module wrote.
+    """
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        return {}
+    try:
+        data = read_json(path)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InputError(str(path), f"not a checkpoint manifest ({e})") from None
+    ours = isinstance(data, dict) and data.get("format") == MANIFEST_FORMAT
+    recorded = data.get("checkpoints") if ours else None
+    if not isinstance(recorded, dict) or not all(isinstance(v, dict) for v in recorded.values()):
+        raise InputError(str(path), f"not a checkpoint manifest (format {MANIFEST_FORMAT})")
+    return recorded
+
+
+def _write_manifest(folder: Path, recorded: dict[str, dict[str, str]]) -> None:
+    write_json(folder / MANIFEST, {"format": MANIFEST_FORMAT, "checkpoints": recorded})
+
+
+def verify(path: str | os.PathLike) -> None:
+    """Refuse a checkpoint this training did not write: ``path`` must be recorded in the
+    manifest of the folder that holds it, with the same files and the same sha256 of each.
+
+    Raises:
+        InputError: (naming ``train.resume=path``) not recorded, or its files changed.
+    """
+    path = Path(path)
+    recorded = read_manifest(path.parent).get(path.name)
+    if recorded is None:
+        raise InputError(f"train.resume={path}",
+                         f"not recorded in {path.parent / MANIFEST}: {UNTRUSTED}")
+    found = file_hashes(path)
+    changed = sorted(k for k in recorded.keys() | found.keys() if recorded.get(k) != found.get(k))
+    if changed:
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        raise InputError(f"train.resume={path}", f"files changed since it was saved "
+                         f"({', '.join(changed[:3])}{more}): {UNTRUSTED}")
 
 
 def read_state(path: str | os.PathLike) -> dict:
@@ -107,6 +206,34 @@ def load_trainable(model: nn.Module, folder: str | os.PathLike) -> None:
     with torch.no_grad():
         for key, value in state.items():
             params[key].copy_(value)
+
+
+def save_ema(ema, names: list[str], folder: str | os.PathLike) -> dict:
+    """Write the EMA's shadow weights to ``ema.safetensors`` and return the rest of its state
+    (step count, decay, warm-up settings: JSON values, for ``state.json``).
+
+    Args:
+        ema: a diffusers ``EMAModel`` of the trainable parameters.
+        names: the trainable parameters' names, in the EMA's order.
+    """
+    state = ema.state_dict()
+    shadow = state.pop("shadow_params")
+    save_file({k: p.detach().cpu().contiguous() for k, p in zip(names, shadow, strict=True)},
+              Path(folder) / EMA)
+    return state
+
+
+def load_ema(ema, names: list[str], folder: str | os.PathLike, state: dict) -> None:
+    """Restore the whole EMA: the shadow weights from ``ema.safetensors`` and ``state`` (as
+    :func:`save_ema` returned it), so that its decay warm-up continues where it was."""
+    shadow = load_file(Path(folder) / EMA)
+    if set(shadow) != set(names):
+        raise ValueError(f"{folder}: the checkpoint's EMA weights do not match this model's "
+                         "trainable weights: was it made with another model or train.trainable?")
+    with torch.no_grad():
+        for s, key in zip(ema.shadow_params, names, strict=True):
+            s.copy_(shadow[key])
+    ema.load_state_dict(state)
 
 
 def merged_state_dict(model: nn.Module,

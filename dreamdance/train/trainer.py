@@ -140,11 +140,7 @@ class Trainer:
         self.model, self.optimizer, self.lr_scheduler = self.acc.prepare(
             model, optimizer, lr_scheduler)
         self.params = params
-        self.ema = None
-        if cfg.ema.enabled:
-            from diffusers.training_utils import EMAModel
-
-            self.ema = EMAModel(params, decay=cfg.ema.decay)
+        self.ema = self._new_ema() if cfg.ema.enabled else None
         self.acc.register_save_state_pre_hook(self._save_hook)
         self.acc.register_load_state_pre_hook(self._load_hook)
         self.validation = validation
@@ -152,6 +148,17 @@ class Trainer:
         self.history: list[float] = []  # loss per step taken
         self.durations: list[float] = []  # seconds per step taken (checkpoints and validation
         #                                   excluded)
+
+    def _new_ema(self):
+        """A diffusers ``EMAModel`` of the trainable parameters, starting from their values."""
+        from diffusers.training_utils import EMAModel
+
+        return EMAModel(self.params, decay=self.cfg.ema.decay)
+
+    def _trainable_names(self) -> list[str]:
+        """The names of the trainable parameters, in the order of ``self.params``."""
+        model = self.acc.unwrap_model(self.model)
+        return [k for k, p in model.named_parameters() if p.requires_grad]
 
     # -- checkpoint hooks: only the trainable weights are stored ------------------------------
 
@@ -349,46 +356,69 @@ class Trainer:
             checkpoint.temporary(folder, self.step)
         acc.wait_for_everyone()
         acc.save_state(str(tmp), safe_serialization=True)
+        acc.wait_for_everyone()  # every process's files are in tmp before they are hashed
         final = folder / checkpoint.name(self.step)
         if acc.is_main_process:
             model = acc.unwrap_model(self.model)
+            state = {"step": self.step, "samples": self.step * cfg.grad_accum * cfg.batch_size
+                     * acc.num_processes, "micro_steps": self.step * cfg.grad_accum,
+                     "trainable": cfg.trainable}
             if self.ema is not None:
-                from safetensors.torch import save_file
-
-                names = [k for k, p in model.named_parameters() if p.requires_grad]
-                shadow = zip(names, self.ema.shadow_params, strict=True)
-                save_file({k: p.detach().cpu().contiguous() for k, p in shadow},
-                          tmp / "ema.safetensors")
+                state["ema"] = checkpoint.save_ema(self.ema, self._trainable_names(), tmp)
             if cfg.checkpoint.export_transformer:
                 with self._ema_weights():
                     checkpoint.export_transformer(model, tmp / "transformer",
                                                   _dtype(cfg.checkpoint.export_dtype))
-            final = checkpoint.finish(tmp, self.step, {
-                "step": self.step, "samples": self.step * cfg.grad_accum * cfg.batch_size
-                * acc.num_processes, "micro_steps": self.step * cfg.grad_accum,
-                "trainable": cfg.trainable}, cfg.checkpoint.keep)
+            final = checkpoint.finish(tmp, self.step, state, cfg.checkpoint.keep)
             log.info("checkpoint: %s", final)
         acc.wait_for_everyone()
         return final
 
+    def start_over(self) -> Path | None:
+        """Set the earlier run's checkpoints aside (``checkpoints.earlier-N``), so that pruning
+        and ``train.resume=latest`` see only this run's; returns where they went (None when
+        there were none, and on the other processes)."""
+        moved = None
+        if self.acc.is_main_process:
+            moved = checkpoint.set_aside(self.folder / "checkpoints")
+        self.acc.wait_for_everyone()
+        return moved
+
     def resume(self, path: str | Path) -> None:
-        """Continue from a checkpoint folder: weights, optimiser, schedule, RNG, step, EMA."""
+        """Continue from a checkpoint folder: weights, optimiser, schedule, RNG, step, EMA.
+
+        The checkpoint must be recorded, unchanged, in the manifest of the folder holding it
+        (:func:`dreamdance.train.checkpoint.verify`) unless ``train.resume_untrusted``.
+        """
         path = Path(path)
+        if self.cfg.resume_untrusted:
+            log.warning("train.resume_untrusted=true: loading %s unchecked (its pickled files "
+                        "can run any code)", path)
+        else:
+            checkpoint.verify(path)
         state = checkpoint.read_state(path)
         if state.get("trainable") not in (None, self.cfg.trainable):
             raise InputError(f"train.resume={path}", f"made with train.trainable="
                              f"{state['trainable']}, this run has {self.cfg.trainable}")
         self.acc.load_state(str(path))
-        if self.ema is not None and (path / "ema.safetensors").is_file():
-            from safetensors.torch import load_file
-
-            shadow = load_file(path / "ema.safetensors")
-            model = self.acc.unwrap_model(self.model)
-            names = [k for k, p in model.named_parameters() if p.requires_grad]
-            for s, k in zip(self.ema.shadow_params, names, strict=True):
-                s.copy_(shadow[k])
+        if self.ema is not None:
+            self._load_ema(path, state)
         self.step = int(state["step"])
         log.info("resumed from %s at step %d", path, self.step)
+
+    def _load_ema(self, path: Path, state: dict) -> None:
+        """Restore the whole EMA (weights and step count); one without EMA state starts the
+        EMA from the resumed weights, and says so."""
+        if "ema" not in state or not (path / checkpoint.EMA).is_file():
+            log.warning("%s holds no EMA state (saved with train.ema.enabled=false or by an "
+                        "older version): the EMA starts again from its weights", path)
+            self.ema = self._new_ema()
+            return
+        checkpoint.load_ema(self.ema, self._trainable_names(), path, state["ema"])
+        if self.ema.decay != self.cfg.ema.decay:
+            log.info("train.ema.decay=%g (the checkpoint's EMA used %g)", self.cfg.ema.decay,
+                     self.ema.decay)
+            self.ema.decay = self.cfg.ema.decay
 
     @contextlib.contextmanager
     def _ema_weights(self) -> Iterator[None]:
