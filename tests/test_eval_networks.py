@@ -1,5 +1,7 @@
 """LPIPS, FID Inception and I3D with random weights, saved and loaded through the tool's loaders."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -108,6 +110,32 @@ def test_i3d_torchscript_is_called_with_the_stylegan_v_keywords(tmp_path):
             return x.mean(dim=(2, 3, 4)).repeat(1, 4)
 
     torch.jit.script(Stub()).save(str(tmp_path / "i3d_torchscript.pt"))
-    loaded = load_i3d(tmp_path / "i3d_torchscript.pt")
+    with pytest.raises(InputError, match="i3d_weights=.*is a TorchScript file.*allow_torchscript"
+                                         "=true") as refused:
+        load_i3d(tmp_path / "i3d_torchscript.pt")
+    assert "\n" not in str(refused.value)
+    loaded = load_i3d(tmp_path / "i3d_torchscript.pt", allow_torchscript=True)
     features, logits = loaded(torch.ones(2, 3, 4, 8, 8))
     assert features is None and logits.shape == (2, 12)
+
+
+class _RunsCode:
+    """Unpickling this creates ``path``: a stand-in for a pickle that runs code."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return Path.touch, (self.path,)
+
+
+@pytest.mark.parametrize("loader, key", [
+    (load_i3d, "i3d_weights"), (load_inception, "inception_weights"),
+    (load_lpips, "lpips_weights")])
+def test_a_pickle_with_python_objects_is_refused_in_one_line(tmp_path, loader, key):
+    marker = tmp_path / "ran"
+    torch.save({"conv.weight": torch.zeros(1), "extra": _RunsCode(marker)}, tmp_path / "w.pt")
+    with pytest.raises(InputError, match=f"{key}={tmp_path / 'w.pt'}: refused: it holds pickled "
+                                         "Python objects") as refused:
+        loader(tmp_path / "w.pt")
+    assert "\n" not in str(refused.value) and not marker.exists()

@@ -80,6 +80,7 @@ def test_tool_runs_without_weights_and_identity_is_perfect(videos, tmp_path):
      "lpips_weights="),
     (["pred={root}/pred", "ref={root}/ref", "metrics=ssim,bleu"], "metrics="),
     (["pred={root}/pred", "ref={root}/ref", "colour=1"], "colour"),
+    (["pred={root}/pred", "ref={root}/ref", "allow_torchscript=yes"], "allow_torchscript=yes"),
 ])
 def test_bad_input_is_one_line_exit_2_and_nothing_written(videos, tmp_path, capsys, args, names):
     out = tmp_path / "m.json"
@@ -89,3 +90,24 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(videos, tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith(f"error: {names}")
     assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_a_torchscript_i3d_runs_only_with_allow_torchscript(videos, tmp_path, capsys):
+    class Stub(torch.nn.Module):
+        def forward(self, x: torch.Tensor, rescale: bool = True, resize: bool = True,
+                    return_features: bool = False) -> torch.Tensor:
+            return x.mean(dim=(3, 4)).flatten(1)
+
+    script = tmp_path / "weights" / "i3d_torchscript.pt"
+    script.parent.mkdir()
+    torch.jit.script(Stub()).save(str(script))
+    out = tmp_path / "m.json"
+    argv = [f"pred={videos / 'pred'}", f"ref={videos / 'ref'}", f"out={out}", "metrics=fvd",
+            f"i3d_weights={script}", "clip_length=4"]
+    with pytest.raises(SystemExit) as e:
+        tool.main(argv)
+    assert e.value.code == 2 and not out.exists()
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "allow_torchscript=true" in err
+    tool.main([*argv, "allow_torchscript=true"])
+    assert json.loads(out.read_text())["metrics"]["fvd"]["full"] is not None

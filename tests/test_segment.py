@@ -414,3 +414,16 @@ def test_configs_build_the_segmenters(tmp_path):
         instantiate(compose("birefnet"), trust_remote_code=True)
     assert isinstance(e.value.__cause__, InputError)
     assert e.value.__cause__.name == "weights.birefnet"
+
+
+def test_birefnet_refuses_a_pickle_that_is_not_tensors(tmp_path):
+    import pickle
+
+    folder = write_birefnet(tmp_path / "birefnet", quirks=True)
+    (folder / "model.safetensors").unlink()
+    with open(folder / "pytorch_model.bin", "wb") as f:
+        pickle.dump({"head.weight": print}, f)  # a reference to code, not a tensor
+    seg = BiRefNetSegmenter(str(folder), trust_remote_code=True, device="cpu", resolution=64)
+    with pytest.raises(InputError, match="pytorch_model.bin refused: it holds pickled Python") as e:
+        seg.load()
+    assert e.value.name == f"weights.birefnet={folder}"

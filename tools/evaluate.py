@@ -3,11 +3,16 @@
     python -m tools.evaluate pred=DIR_OR_VIDEO ref=DIR_OR_VIDEO [mask=DIR_OR_VIDEO] \\
         out=FILE.json [metrics=ssim,psnr,l1,lpips,fid,fid_vid,fvd] \\
         [lpips_weights=FILE [lpips_backbone=FILE]] [inception_weights=FILE] [i3d_weights=FILE] \\
-        [device=cpu|cuda] [clip_length=16]
+        [allow_torchscript=false] [device=cpu|cuda] [clip_length=16]
 
 Prints a table (metric, whole frame, foreground — the latter with ``mask=``) and writes the
 JSON atomically. A learned metric whose weights are not given is skipped with a logged note;
 nothing is downloaded. Bad input: one line on stderr naming it, exit code 2, nothing written.
+
+Weight files are read as PyTorch state dicts of tensors only (a file holding other pickled
+Python objects is refused). ``i3d_weights=`` may also be StyleGAN-V's TorchScript
+``i3d_torchscript.pt`` (FVD only): TorchScript is a program that runs when loaded, so it is
+refused unless ``allow_torchscript=true`` (give it only for a file you trust).
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ from tools.cli import key_values, tool_main
 log = logging.getLogger("dreamdance.eval")
 
 KEYS = ("pred", "ref", "mask", "out", "metrics", "lpips_weights", "lpips_backbone",
-        "inception_weights", "i3d_weights", "device", "clip_length")
-DEFAULTS = {"metrics": "ssim,psnr,l1,lpips,fid,fid_vid,fvd", "device": "cpu", "clip_length": "16"}
+        "inception_weights", "i3d_weights", "allow_torchscript", "device", "clip_length")
+DEFAULTS = {"metrics": "ssim,psnr,l1,lpips,fid,fid_vid,fvd", "device": "cpu", "clip_length": "16",
+            "allow_torchscript": "false"}
 NEEDS = {"lpips": "lpips_weights", "fid": "inception_weights", "fid_vid": "i3d_weights",
          "fvd": "i3d_weights"}
 
@@ -31,7 +37,8 @@ def parse_args(argv: list[str]) -> dict:
 
     Raises:
         InputError: an argument that is not key=value, an unknown or repeated key, a missing
-            ``pred``/``ref``/``out``, an unknown metric or device, a bad clip length.
+            ``pred``/``ref``/``out``, an unknown metric or device, a bad clip length, an
+            ``allow_torchscript`` other than true or false.
     """
     from dreamdance.eval.evaluate import METRICS
 
@@ -42,6 +49,9 @@ def parse_args(argv: list[str]) -> dict:
     if bad or not metrics:
         raise InputError(f"metrics={args['metrics']}", f"choose from {','.join(METRICS)}")
     args["metrics"] = list(dict.fromkeys(metrics))
+    if args["allow_torchscript"] not in ("true", "false"):
+        raise InputError(f"allow_torchscript={args['allow_torchscript']}", "must be true or false")
+    args["allow_torchscript"] = args["allow_torchscript"] == "true"
     if args["device"] not in ("cpu", "cuda"):
         raise InputError(f"device={args['device']}", "must be cpu or cuda")
     if args["device"] == "cuda":
@@ -82,7 +92,7 @@ def load_networks(args: dict):
     if "fid" in args["metrics"] and args.get("inception_weights"):
         nets.inception = load_inception(args["inception_weights"]).to(device)
     if {"fid_vid", "fvd"} & set(args["metrics"]) and args.get("i3d_weights"):
-        nets.i3d = load_i3d(args["i3d_weights"]).to(device)
+        nets.i3d = load_i3d(args["i3d_weights"], args["allow_torchscript"]).to(device)
         if "fid_vid" in args["metrics"] and not hasattr(nets.i3d, "Mixed_5c"):
             skipped["fid_vid"] = "TorchScript I3D gives no pooled features"
             log.warning("skipping fid_vid: the TorchScript I3D gives only logits (use "

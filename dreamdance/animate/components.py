@@ -99,7 +99,7 @@ def cogvideox_components(base: str | None, transformer: str | None, clip: str | 
     base_dir = require_dir(base, COGVIDEOX)
     clip_dir = require_dir(clip, CLIP)
     clip_width = CLIPVisionModelWithProjection.config_class.from_pretrained(
-        clip_dir, local_files_only=True).hidden_size
+        clip_dir, local_files_only=True, trust_remote_code=False).hidden_size
     if transformer is None:
         log.warning("model.transformer is not set: converting %s's transformer now; its gates are "
                     "zero, so this is the base image-to-video model, not a trained DreamDance",
@@ -115,17 +115,21 @@ def cogvideox_components(base: str | None, transformer: str | None, clip: str | 
                              "no config.json: not a DreamDance transformer folder (make one with "
                              "python -m tools.convert_cogvideox, or train one)")
         model = DreamDanceTransformer3DModel.from_pretrained(folder, torch_dtype=torch_dtype,
-                                                             local_files_only=True)
+                                                             local_files_only=True,
+                                                             trust_remote_code=False)
         if model.config.clip_embed_dim != clip_width:
             raise InputError(f"model.transformer={transformer}",
                              f"expects CLIP tokens of width {model.config.clip_embed_dim}, but "
                              f"weights.clip={clip} gives {clip_width}")
     return dict(
         vae=AutoencoderKLCogVideoX.from_pretrained(base_dir, subfolder="vae",
-                                                   torch_dtype=torch_dtype, local_files_only=True),
+                                                   torch_dtype=torch_dtype, local_files_only=True,
+                                                   trust_remote_code=False),
         transformer=model,
         scheduler=CogVideoXDDIMScheduler.from_pretrained(base_dir, subfolder="scheduler",
-                                                         local_files_only=True),
+                                                         local_files_only=True,
+                                                         trust_remote_code=False),
         image_encoder=CLIPVisionModelWithProjection.from_pretrained(
-            clip_dir, torch_dtype=torch_dtype, local_files_only=True),
-        feature_extractor=clip_processor_class().from_pretrained(clip_dir, local_files_only=True))
+            clip_dir, torch_dtype=torch_dtype, local_files_only=True, trust_remote_code=False),
+        feature_extractor=clip_processor_class().from_pretrained(clip_dir, local_files_only=True,
+                                                                 trust_remote_code=False))

@@ -95,9 +95,10 @@ class WanAnimate:
 
         torch_dtype = torch.bfloat16 if self.dtype == "bf16" else torch.float32
         vae = AutoencoderKLWan.from_pretrained(self.folder, subfolder="vae",
-                                               torch_dtype=torch.float32, local_files_only=True)
+                                               torch_dtype=torch.float32, local_files_only=True,
+                                               trust_remote_code=False)
         pipe = WanAnimatePipeline.from_pretrained(self.folder, vae=vae, torch_dtype=torch_dtype,
-                                                  local_files_only=True)
+                                                  local_files_only=True, trust_remote_code=False)
         if self.vae_tiling:
             pipe.vae.enable_tiling()
         if device != "cuda" or self.offload == "none":

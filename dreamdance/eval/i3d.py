@@ -18,7 +18,8 @@ Weights (never downloaded), ``i3d_weights=``:
   this module's :class:`InceptionI3d`; both FID-VID and FVD;
 - or StyleGAN-V's TorchScript ``i3d_torchscript.pt`` (the TF-Hub FVD I3D), loaded with
   ``torch.jit.load`` and called with ``rescale=False, resize=False, return_features=True``;
-  it gives only the 400-d output, so it serves FVD and FID-VID is skipped.
+  it gives only the 400-d output, so it serves FVD and FID-VID is skipped. A TorchScript file
+  is a program: it is run only with ``allow_torchscript=True`` (refused otherwise).
 """
 
 from __future__ import annotations
@@ -157,27 +158,46 @@ class TorchScriptI3D(nn.Module):
         return None, out.float().flatten(1)
 
 
-def load_i3d(path: str | Path) -> nn.Module:
+def load_i3d(path: str | Path, allow_torchscript: bool = False) -> nn.Module:
     """An I3D from a local file: a pytorch-i3d state dict or a TorchScript archive.
+
+    Args:
+        path: the file (``i3d_weights``).
+        allow_torchscript: run a TorchScript file (a program, not just weights); refused when
+            False.
 
     Returns:
         a module mapping ``[B, 3, T, 224, 224]`` clips in [-1, 1] to ``(features [B, 1024]
         or None, logits [B, 400])``.
 
     Raises:
-        InputError: the file is missing or holds neither.
+        InputError: the file is missing, holds neither, or is TorchScript and
+            ``allow_torchscript`` is False.
     """
-    file = Path(str(path)).expanduser()
-    if file.is_file() and zipfile.is_zipfile(file):
-        with zipfile.ZipFile(file) as z:
-            scripted = any(n.endswith("constants.pkl") or "/code/" in n for n in z.namelist())
-        if scripted:
-            try:
-                module = torch.jit.load(str(file), map_location="cpu")
-            except RuntimeError as e:
-                raise InputError(f"i3d_weights={path}", f"TorchScript file does not load "
-                                 f"({str(e).splitlines()[0][:120]}); expected {WHAT}") from None
-            return TorchScriptI3D(module.eval())
+    if not isinstance(allow_torchscript, bool):
+        raise InputError(f"allow_torchscript={allow_torchscript}", "must be true or false")
+    name, file = f"i3d_weights={path}", Path(str(path)).expanduser()
+    if is_torchscript(file):
+        if not allow_torchscript:
+            raise InputError(name, "is a TorchScript file, a program that runs when loaded; "
+                             "give allow_torchscript=true to run it (only for a file you trust)")
+        try:
+            module = torch.jit.load(str(file), map_location="cpu")
+        except RuntimeError as e:
+            raise InputError(name, f"TorchScript file does not load "
+                             f"({str(e).splitlines()[0][:120]}); expected {WHAT}") from None
+        return TorchScriptI3D(module.eval())
     model = InceptionI3d()
-    load_into(model, load_state_dict(path, "i3d_weights", WHAT), f"i3d_weights={path}", WHAT)
+    load_into(model, load_state_dict(path, "i3d_weights", WHAT), name, WHAT)
     return model
+
+
+def is_torchscript(file: Path) -> bool:
+    """Whether ``file`` is a TorchScript archive (a zip with ``constants.pkl`` or ``code/``)."""
+    if not (file.is_file() and zipfile.is_zipfile(file)):
+        return False
+    try:
+        with zipfile.ZipFile(file) as z:
+            return any(n.endswith("constants.pkl") or "/code/" in n for n in z.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -18,7 +19,8 @@ def load_state_dict(path: str | Path, key: str, what: str) -> dict[str, torch.Te
         what: the expected file and where it comes from, for the error message.
 
     Raises:
-        InputError: the file is missing or is not a state dict.
+        InputError: the file is missing, is not a state dict, or holds pickled Python objects
+            other than tensors (refused: unpickling them could run code).
     """
     path = Path(str(path)).expanduser()
     name = f"{key}={path}"
@@ -26,6 +28,9 @@ def load_state_dict(path: str | Path, key: str, what: str) -> dict[str, torch.Te
         raise InputError(name, f"file not found; expected {what}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise InputError(name, "refused: it holds pickled Python objects other than tensors "
+                         f"(unpickling them could run code); expected {what}") from None
     except (RuntimeError, OSError, ValueError, EOFError) as e:
         raise InputError(name, f"not a PyTorch state dict ({type(e).__name__}); "
                          f"expected {what}") from None

@@ -369,10 +369,10 @@ class ViTPoseExtractor:
             from transformers import RTDetrForObjectDetection, VitPoseForPoseEstimation
 
             self._detector = RTDetrForObjectDetection.from_pretrained(
-                self.detector_path, local_files_only=True, dtype=self.dtype
+                self.detector_path, local_files_only=True, trust_remote_code=False, dtype=self.dtype
             ).to(self.device).eval()
             self._pose = VitPoseForPoseEstimation.from_pretrained(
-                self.pose_path, local_files_only=True, dtype=self.dtype
+                self.pose_path, local_files_only=True, trust_remote_code=False, dtype=self.dtype
             ).to(self.device).eval()
             log.info("RT-DETR from %s and ViTPose (%d keypoints) from %s loaded (%s, %s)",
                      self.detector_path, self.num_keypoints, self.pose_path, self.device,
@@ -589,7 +589,7 @@ def _read_config(folder: Path, spec: ModelSpec, model_type: str) -> Any:
     if found != model_type:
         raise InputError(f"{spec.key}={folder}", f"holds a {found} model, not {spec.name}")
     try:
-        return AutoConfig.from_pretrained(folder, local_files_only=True)
+        return AutoConfig.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
     except (OSError, ValueError, TypeError, KeyError) as e:
         raise InputError(f"{spec.key}={folder}",
                          f"config.json is not a valid {model_type} config ({e})") from None

@@ -91,16 +91,31 @@ class LlavaCaptioner:
         self.model: Any = None
 
     def load(self) -> tuple[Any, Any]:
-        """Load the processor and the model (once); return ``(processor, model)``."""
+        """Load the processor and the model (once); return ``(processor, model)``.
+
+        Only the folder's files are read (``local_files_only=True``) and Python code shipped
+        in the folder (an ``auto_map`` entry) is never run (``trust_remote_code=False``).
+
+        Raises:
+            InputError: the folder cannot be loaded (e.g. it needs its own code).
+        """
         if self.model is None:
             from transformers import AutoProcessor, LlavaForConditionalGeneration
 
-            self.processor = AutoProcessor.from_pretrained(self.path, local_files_only=True)
-            model = LlavaForConditionalGeneration.from_pretrained(
-                self.path, local_files_only=True, dtype=self.dtype)
+            self.processor = self._from_folder(AutoProcessor)
+            model = self._from_folder(LlavaForConditionalGeneration, dtype=self.dtype)
             self.model = model.to(self.device).eval()
             log.info("LLaVA loaded from %s (%s, %s)", self.path, self.device, self.dtype)
         return self.processor, self.model
+
+    def _from_folder(self, cls: Any, **kwargs: Any) -> Any:
+        try:
+            return cls.from_pretrained(self.path, local_files_only=True, trust_remote_code=False,
+                                       **kwargs)
+        except (OSError, ValueError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise InputError(f"{LLAVA.key}={self.path}",
+                             f"cannot be loaded as {LLAVA.name} ({first})") from None
 
     def prompt(self) -> str:
         """The text given to the processor: the question with an image slot, in chat form."""

@@ -328,7 +328,8 @@ class DepthProEstimator:
         from transformers import DepthProForDepthEstimation
 
         model = DepthProForDepthEstimation.from_pretrained(
-            self.path, local_files_only=True, dtype=getattr(torch, self.dtype))
+            self.path, local_files_only=True, trust_remote_code=False,
+            dtype=getattr(torch, self.dtype))
         self._model = model.to(self.device).eval()
         self._pre = depthpro_preprocessing(model.config, self.path)
         if not model.use_fov_model:

@@ -165,7 +165,8 @@ class SDXLInpainter:
             from diffusers import StableDiffusionXLInpaintPipeline
 
             self.pipe = StableDiffusionXLInpaintPipeline.from_pretrained(
-                self.path, local_files_only=True, dtype=self.dtype, variant=self.variant)
+                self.path, local_files_only=True, trust_remote_code=False, dtype=self.dtype,
+                variant=self.variant)
             self.pipe.to(self.device)
             self.pipe.set_progress_bar_config(desc="SDXL inpainting", leave=False)
             log.info("SDXL inpainting loaded from %s (%s, %s)", self.path, self.device,

@@ -414,7 +414,14 @@ def _load_remote_model(folder: Path, class_ref: str, weights: Path) -> Any:
 
         state = load_file(str(weights))
     else:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
+        import pickle
+
+        try:
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            raise InputError(key, f"{weights.name} refused: it holds pickled Python objects other "
+                                  "than tensors (unpickling them could run code); give "
+                                  "model.safetensors") from None
     result = model.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise InputError(key, f"{weights.name} does not match the model code (missing "

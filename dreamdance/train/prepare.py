@@ -38,7 +38,7 @@ from dreamdance.motion.mask import mask_video, pose_masks
 from dreamdance.motion.poses import PARTS, PoseSequence, read_poses, write_poses
 from dreamdance.motion.smooth import fill_gaps, one_euro, sanitize
 from dreamdance.scene.segment import seed_box
-from dreamdance.train.layout import METADATA, ClipRecord, write_metadata
+from dreamdance.train.layout import METADATA, ClipRecord, check_clip_name, write_metadata
 
 log = logging.getLogger(__name__)
 
@@ -145,9 +145,12 @@ def list_videos(folder: Path, key: str) -> list[Path]:
 
 
 def check_names(sources: Iterable[Path]) -> None:
-    """Clip names come from file stems: two sources with one stem are refused."""
+    """Clip names come from file stems: a stem that is not a clip name
+    (:func:`~dreamdance.train.layout.check_clip_name`) and two sources with one stem are
+    refused."""
     seen: dict[str, Path] = {}
     for path in sources:
+        check_clip_name(path.stem, str(path))
         if path.stem in seen:
             raise InputError(str(path), f"has the same name stem as {seen[path.stem]} (clip "
                                         "names come from the stem); rename one of them")
@@ -325,11 +328,7 @@ def prepare(opt: PrepareOptions, comp: Components,
                         POSE_SUFFIX)
     val = val_sources([p.name for p in videos + scenes], opt.val, opt.seed)
 
-    for stale in (opt.out / CLIPS, opt.out / METADATA):
-        if stale.is_dir():
-            shutil.rmtree(stale)
-        elif stale.exists():
-            stale.unlink()
+    clear_dataset(opt.out)
     opt.out.mkdir(parents=True, exist_ok=True)
     summary, records = Summary(), []
     jobs = [(v, "person") for v in videos] + [(s, "scene") for s in scenes]
@@ -341,6 +340,16 @@ def prepare(opt: PrepareOptions, comp: Components,
             write_metadata(opt.out, records)  # after each video: a crash leaves a usable set
     write_metadata(opt.out, records)
     return summary
+
+
+def clear_dataset(out: Path) -> None:
+    """Remove ``out``'s ``clips/`` and ``metadata.jsonl``; a symlink among them is removed as a
+    link (what it points to is left alone)."""
+    for stale in (out / CLIPS, out / METADATA):
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale)
+        elif stale.is_symlink() or stale.exists():
+            stale.unlink()
 
 
 def pose_file(video: Path) -> Path:

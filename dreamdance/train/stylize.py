@@ -29,7 +29,7 @@ import numpy as np
 
 from dreamdance.errors import InputError
 from dreamdance.media import fit_size, probe_video, read_video, resize, save_image
-from dreamdance.train.layout import ClipRecord, read_metadata, write_metadata
+from dreamdance.train.layout import ClipRecord, dataset_path, read_metadata, write_metadata
 from dreamdance.weights import ModelSpec, require_dir
 
 log = logging.getLogger(__name__)
@@ -162,10 +162,10 @@ def load_pipeline(sdxl: str | Path | None, controlnet_depth: str | Path | None,
 
 
 def _load(loader: Callable[..., Any], spec: ModelSpec, folder: Path, **kwargs: Any) -> Any:
-    """``loader(folder, local_files_only=True, **kwargs)``; a folder it cannot read is an
-    :class:`InputError` naming ``spec``'s key."""
+    """``loader(folder, local_files_only=True, trust_remote_code=False, **kwargs)``; a folder
+    it cannot read is an :class:`InputError` naming ``spec``'s key."""
     try:
-        return loader(folder, local_files_only=True, **kwargs)
+        return loader(folder, local_files_only=True, trust_remote_code=False, **kwargs)
     except (OSError, ValueError, KeyError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise InputError(f"{spec.key}={folder}",
@@ -303,7 +303,9 @@ def stylize_dataset(root: str | Path, make_stylizer: Callable[[], Callable[[np.n
         The names of the clips written, in metadata order.
 
     Raises:
-        InputError: no dataset at ``root``, or a clip's video cannot be read.
+        InputError: no dataset at ``root``, a clip's video cannot be read, or a clip's
+            ``style.png`` would be written outside ``root`` (its folder a symlink leading out;
+            checked for every clip before anything is written).
     """
     from tqdm import tqdm
 
@@ -315,6 +317,8 @@ def stylize_dataset(root: str | Path, make_stylizer: Callable[[], Callable[[np.n
         log.info("%d clips already have a style (force=true redoes them)", skipped)
     if not todo:
         return []
+    targets = {r.name: dataset_path(root, style_path(r), f"data={root}: clip {r.name!r} "
+                                                         f"{style_path(r)}") for r in todo}
     stylizer = None
     position = {r.name: i for i, r in enumerate(records)}
     done = []
@@ -322,7 +326,7 @@ def stylize_dataset(root: str | Path, make_stylizer: Callable[[], Callable[[np.n
         index, rgb = read_frame(root, record, frame)
         if stylizer is None:  # after the first frame is read: a bad video fails fast
             stylizer = make_stylizer()
-        save_image(root / style_path(record), stylizer(rgb))
+        save_image(targets[record.name], stylizer(rgb))
         records[position[record.name]] = dataclasses.replace(
             record, style=style_path(record), style_frame=index)
         write_metadata(root, records)
