@@ -19,6 +19,7 @@ Everything read from a user's file is checked on entry and a problem is raised a
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import numbers
 import os
@@ -107,7 +108,9 @@ def load_image(path: PathLike, name: str | None = None) -> LoadedImage:
     if path.stat().st_size == 0:
         raise InputError(name, "not a readable image (empty file, 0 bytes)")
     try:
-        with Image.open(path) as img:
+        # Pillow reads the file from memory: no read it makes can then ask for more bytes than
+        # the file holds (its PNG reader allocates what a chunk's length field claims).
+        with Image.open(io.BytesIO(path.read_bytes())) as img:
             img.load()  # full decode: a truncated or corrupt file fails here
             if img.format == "PNG" and _is_16bit_colour_png(path):
                 orientation = int(img.getexif().get(_EXIF_ORIENTATION, 1))

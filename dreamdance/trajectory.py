@@ -15,12 +15,15 @@ Formats (one camera per line for the text formats; ``#`` comments and blank line
   ``motion/camera.json``.
 
 Every problem with a file's contents raises :class:`~dreamdance.errors.InputError` naming the
-input (``camera=PATH``) and, for text files, the line.
+input (``camera=PATH``) and, for text files, the line. What a file may claim is bounded
+(:data:`MAX_FILE_BYTES`, :data:`MAX_CAMERAS`, :data:`MAX_SIDE`, :data:`MAX_VALUE`); every number
+must be finite, and in JSON a number (``true`` is not 1, ``"5"`` is not 5).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -52,6 +55,11 @@ _COLUMNS_TEXT = {
     RE10K_COLUMNS: "19 columns (t fx fy cx cy 0 0 + 3x4 world-to-camera)",
 }
 QUATERNION_TOLERANCE = 1e-3  # largest | ||q|| - 1 | accepted as rounding
+# Bounds on what a trajectory file may claim, checked before anything is allocated.
+MAX_FILE_BYTES = 64 << 20  # a file's size (JSON decoding holds a few times this)
+MAX_CAMERAS = 100_000  # cameras in a file: 55 minutes at 30 fps
+MAX_SIDE = 16384  # width and height, pixels
+MAX_VALUE = 1e8  # |translation| and |intrinsic| entries: products of two stay far from overflow
 
 
 # ---------------------------------------------------------------------------------------------
@@ -90,6 +98,10 @@ def read_trajectory(
         raise InputError(name, "file not found")
     if not path.is_file():
         raise InputError(name, "not a file")
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise InputError(name, f"{size} bytes, more than a trajectory file may hold "
+                               f"({MAX_FILE_BYTES} bytes)")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -99,7 +111,9 @@ def read_trajectory(
     if path.suffix.lower() == ".json" or text.lstrip().startswith("{"):
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as e:
+        except RecursionError:
+            raise InputError(name, "not valid JSON: nested too deeply") from None
+        except ValueError as e:
             raise InputError(name, f"not valid JSON: {e}") from None
         return parse_json(data, name)
     return parse_text(text, width, height, K_default, name)
@@ -122,27 +136,48 @@ def parse_text(
             if header is None and not rows:
                 header = (number, tokens[0])  # RealEstate10K's URL line
                 continue
-            raise InputError(name, f"line {number}: not a number: {bad!r}")
-        values = np.array([float(tok) for tok in tokens], dtype=np.float64)
-        if not rows and len(values) not in _COLUMNS_TEXT:
-            raise InputError(
-                name,
-                f"line {number}: expected 8 columns (TUM: t tx ty tz qx qy qz qw) or 19 "
-                f"(RealEstate10K: t fx fy cx cy 0 0 + 3x4 world-to-camera), got {len(values)}",
-            )
-        if rows and len(values) != len(rows[0][1]):
-            expected = _COLUMNS_TEXT[len(rows[0][1])]
-            raise InputError(name, f"line {number}: expected {expected}, got {len(values)}")
-        if not np.isfinite(values).all():
-            raise InputError(name, f"line {number}: non-finite value (nan or inf)")
-        rows.append((number, values))
+            raise InputError(name, f"line {number}: not a number: {_token(bad)}")
+        if len(rows) == MAX_CAMERAS:
+            raise InputError(name, f"line {number}: more than {MAX_CAMERAS} cameras")
+        rows.append((number, _text_row(tokens, rows[0][1] if rows else None, number, name)))
     if not rows:
         raise InputError(name, "empty file: no camera poses")
     if len(rows[0][1]) == TUM_COLUMNS:
         if header is not None:
-            raise InputError(name, f"line {header[0]}: not a number: {header[1]!r}")
+            raise InputError(name, f"line {header[0]}: not a number: {_token(header[1])}")
         return _parse_tum(rows, width, height, K_default, name)
     return _parse_re10k(rows, width, height, name)
+
+
+def _text_row(tokens: list[str], first: np.ndarray | None, number: int, name: str) -> np.ndarray:
+    """The numbers of one line, as many as on the ``first`` line (8 or 19 on the first), all
+    finite, all but the timestamp within :data:`MAX_VALUE`. [8] or [19]"""
+    if first is None and len(tokens) not in _COLUMNS_TEXT:
+        raise InputError(
+            name,
+            f"line {number}: expected 8 columns (TUM: t tx ty tz qx qy qz qw) or 19 "
+            f"(RealEstate10K: t fx fy cx cy 0 0 + 3x4 world-to-camera), got {len(tokens)}",
+        )
+    if first is not None and len(tokens) != len(first):
+        expected = _COLUMNS_TEXT[len(first)]
+        raise InputError(name, f"line {number}: expected {expected}, got {len(tokens)}")
+    values = np.array([float(tok) for tok in tokens], dtype=np.float64)
+    if not np.isfinite(values).all():
+        raise InputError(name, f"line {number}: non-finite value (nan or inf)")
+    _check_range(values[1:], name, f"line {number}")
+    return values
+
+
+def _check_range(values: np.ndarray, name: str, where: str) -> None:
+    """Refuse a value beyond +-:data:`MAX_VALUE` (the values are finite)."""
+    if values.size and np.abs(values).max() > MAX_VALUE:
+        raise InputError(name, f"{where}: value {np.abs(values).max():g} beyond "
+                               f"+-{MAX_VALUE:g}")
+
+
+def _token(token: str) -> str:
+    """A token of a text file for a one-line message, cut to 40 characters."""
+    return repr(token) if len(token) <= 40 else f"{token[:37]!r}..."
 
 
 def _first_non_number(tokens: list[str]) -> str | None:
@@ -192,17 +227,21 @@ def parse_json(data, name: str) -> Trajectory:
     """Validate and convert our JSON (already decoded). See :func:`read_trajectory`."""
     if not isinstance(data, dict) or data.get("format") != JSON_TAG:
         tag = data.get("format") if isinstance(data, dict) else None
-        raise InputError(name, f"not a DreamDance camera file (format tag {tag!r}, "
+        shown = repr(tag) if tag is None or isinstance(tag, str) and len(tag) <= 40 else _show(tag)
+        raise InputError(name, f"not a DreamDance camera file (format tag {shown}, "
                                f"expected {JSON_TAG!r})")
-    if data.get("version") != JSON_VERSION:
-        raise InputError(name, f"unsupported version {data.get('version')!r} "
+    version = data.get("version")
+    if not _is_number(version) or version != JSON_VERSION:
+        raise InputError(name, f"unsupported version {_show(version)} "
                                f"(this DreamDance reads version {JSON_VERSION})")
     fps = data.get("fps")
-    if fps is not None and not (_is_number(fps) and np.isfinite(fps) and fps > 0):
-        raise InputError(name, f"fps must be a positive number, got {fps!r}")
+    if fps is not None and not (_is_number(fps) and _is_finite(fps) and fps > 0):
+        raise InputError(name, f"fps must be a positive number, got {_show(fps)}")
     frames = data.get("frames")
     if not isinstance(frames, list) or not frames:
         raise InputError(name, "'frames' must be a non-empty list")
+    if len(frames) > MAX_CAMERAS:
+        raise InputError(name, f"{len(frames)} frames, more than {MAX_CAMERAS} cameras")
     w2c, K, sizes = [], [], set()
     for i, frame in enumerate(frames):
         where = f"frames[{i}]"
@@ -221,9 +260,9 @@ def parse_json(data, name: str) -> Trajectory:
             raise InputError(name, f"{where}.K: expected [[fx, s, cx], [0, fy, cy], [0, 0, 1]] "
                                    f"with fx, fy > 0, got {k.tolist()}")
         size = (frame["width"], frame["height"])
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size):
-            raise InputError(name, f"{where}: width and height must be positive integers, "
-                                   f"got {size[0]!r}, {size[1]!r}")
+        if not all(type(v) is int and 0 < v <= MAX_SIDE for v in size):
+            raise InputError(name, f"{where}: width and height must be positive integers up "
+                                   f"to {MAX_SIDE}, got {_show(size[0])}, {_show(size[1])}")
         sizes.add(size)
         if len(sizes) > 1:
             raise InputError(name, f"{where}: size {size[0]}x{size[1]} differs from frame 0's "
@@ -235,19 +274,45 @@ def parse_json(data, name: str) -> Trajectory:
 
 
 def _is_number(v) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
+    """A JSON number: an int or a float, not a bool."""
+    return type(v) in (int, float)
+
+
+def _is_finite(v) -> bool:
+    """Whether a JSON number is finite (an int always is, however large)."""
+    return type(v) is int or math.isfinite(v)
 
 
 def _json_matrix(value, shape, name, where) -> np.ndarray:
+    """A ``shape`` list of lists of JSON numbers -> finite float64 array within
+    :data:`MAX_VALUE`. [*shape]"""
     ok = (isinstance(value, list) and len(value) == shape[0]
           and all(isinstance(row, list) and len(row) == shape[1] for row in value)
           and all(_is_number(v) for row in value for v in row))
     if not ok:
         raise InputError(name, f"{where}: expected a {shape[0]}x{shape[1]} list of numbers")
-    m = np.array(value, dtype=np.float64)
+    try:
+        m = np.array(value, dtype=np.float64)
+    except OverflowError:
+        raise InputError(name, f"{where}: a number too large") from None
     if not np.isfinite(m).all():
         raise InputError(name, f"{where}: non-finite value (nan or inf)")
+    _check_range(m, name, where)
     return m
+
+
+# Copied from dreamdance.motion.poses.show
+def _show(value) -> str:
+    """A JSON value or a token for a one-line message: numbers and short strings as written,
+    containers and long values by what they are."""
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, list):
+        return f"a {len(value)}-item list"
+    if isinstance(value, dict):
+        return "an object"
+    text = json.dumps(value) if isinstance(value, str) else repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 # ---------------------------------------------------------------------------------------------

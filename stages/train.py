@@ -27,21 +27,24 @@ def run(cfg: DictConfig) -> None:
     if cfg.data is None:
         raise InputError("data", "missing: name the dataset folder (data=DIR, made with "
                                  "python -m tools.prepare_data)")
-    backend = build(cfg.model)
-    if not hasattr(backend, "components"):
-        raise InputError(f"model={backend.name}", "cannot be trained (choose a diffusion "
-                                                  "backend: tiny or cogvideox)")
     t = cfg.train
     resolve_device(cfg.device)
     folder = Path(cfg.out) / "train"
     resume = _resume_path(t.resume, folder / "checkpoints", cfg.force, t.resume_untrusted)
 
     from dreamdance.train.dataset import ClipDataset, DatasetConfig
-    from dreamdance.train.trainer import Trainer
 
+    # the dataset (every metadata line checked) before the model is built: seconds, not minutes
     data_cfg = DatasetConfig(**OmegaConf.to_container(t.data, resolve=True))
     dataset = ClipDataset(cfg.data, data_cfg, seed=cfg.seed, split="train")
     validation = _validation_sample(cfg, data_cfg)
+    backend = build(cfg.model)
+    if not hasattr(backend, "components"):
+        raise InputError(f"model={backend.name}", "cannot be trained (choose a diffusion "
+                                                  "backend: tiny or cogvideox)")
+
+    from dreamdance.train.trainer import Trainer
+
     cpu = resolve_device(cfg.device) == "cpu"
     trainer = Trainer(t, backend.components(cfg.seed), dataset, folder, seed=cfg.seed, validation=validation,
                       cpu=cpu)

@@ -36,7 +36,17 @@ import numpy as np
 
 from dreamdance.errors import InputError
 from dreamdance.io import atomic_path
-from dreamdance.motion.poses import PARTS, PoseSequence
+from dreamdance.motion.poses import (
+    MAX_FRAMES,
+    MAX_PEOPLE,
+    MAX_SIDE,
+    PARTS,
+    PoseSequence,
+    check_person_frames,
+    finite_array,
+    show,
+    whole_number,
+)
 
 #: OpenPose JSON key of each of our parts.
 KEYS = {"body": "pose_keypoints_2d", "face": "face_keypoints_2d",
@@ -46,6 +56,8 @@ BODY25_TO_COCO18 = (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 1
 #: Keypoint counts accepted per part (the first is ours; the others are mapped to it).
 COUNTS = {"body": (18, 25), "face": (68, 70), "left_hand": (21,), "right_hand": (21,)}
 PUPILS = 2
+#: Largest file of one frame (64 people of 137 keypoints take ~0.5 MB).
+MAX_FILE_BYTES = 16 << 20
 
 
 def read_openpose(path_or_folder: str | os.PathLike, width: int | None = None,
@@ -62,25 +74,22 @@ def read_openpose(path_or_folder: str | os.PathLike, width: int | None = None,
 
     Raises:
         InputError: no such path, no JSON files, a file that is not OpenPose JSON, a part of
-            unexpected length, a NaN/infinite value, or no known canvas size.
+            unexpected length or not of numbers, a NaN/infinite value, no known canvas size,
+            or more than the bounds of :mod:`dreamdance.motion.poses` allow (``MAX_FRAMES``
+            files, ``MAX_PEOPLE`` people in a frame, ``MAX_PERSON_FRAMES`` frames x people,
+            ``MAX_SIDE`` pixels, ``MAX_VALUE`` per number) or a file larger than
+            :data:`MAX_FILE_BYTES` — all checked before the arrays are allocated.
     """
     path = Path(path_or_folder)
     name = name or str(path_or_folder)
     if not path.exists():
         raise InputError(name, "file not found")
-    if path.is_dir():
-        files = sorted((p for p in path.iterdir() if p.suffix.lower() == ".json"
-                        and p.is_file() and not p.name.startswith(".")),
-                       key=lambda p: _natural_key(p.name))
-        if not files:
-            raise InputError(name, "folder holds no .json files")
-    else:
-        files = [path]
+    files = _frame_files(path, name) if path.is_dir() else [path]
     if isinstance(fps, bool) or not isinstance(fps, int | float) or not math.isfinite(fps) \
             or fps <= 0:
         raise InputError(name, f"fps={fps} must be a positive number")
 
-    frames, canvas = [], None
+    frames, canvas, num_people = [], None, 0
     for i, file in enumerate(files):
         where = f"frame {i} ({file.name})"
         data = _load(file, name, where)
@@ -90,6 +99,8 @@ def read_openpose(path_or_folder: str | os.PathLike, width: int | None = None,
                 raise InputError(name, f"{where}: canvas {size[0]}x{size[1]} differs from "
                                        f"{canvas[0]}x{canvas[1]} of the frames before")
             canvas = size
+        num_people = max(num_people, len(data.get("people", [])))
+        check_person_frames(len(files), num_people, name)
         frames.append(_people(data, name, where))
 
     if canvas is None:
@@ -98,12 +109,11 @@ def read_openpose(path_or_folder: str | os.PathLike, width: int | None = None,
                                    "and height")
         canvas = (width, height)
     w, h = canvas
-    if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0
+    if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and 0 < v <= MAX_SIDE
                for v in canvas):
-        raise InputError(name, f"width={w}, height={h} must be positive integers")
+        raise InputError(name, f"width={w}, height={h} must be integers in 1..{MAX_SIDE}")
     w, h = int(w), int(h)
 
-    num_people = max(len(people) for people in frames)
     arrays = {part: np.zeros((len(frames), num_people, k, 3), np.float32)
               for part, k in PARTS.items()}
     for t, people in enumerate(frames):
@@ -147,29 +157,52 @@ def write_openpose(folder: str | os.PathLike, poses: PoseSequence) -> list[Path]
     return written
 
 
+def _frame_files(folder: Path, name: str) -> list[Path]:
+    """The folder's ``.json`` files (hidden ones skipped) in natural order, at most
+    :data:`~dreamdance.motion.poses.MAX_FRAMES` of them."""
+    files = []
+    for p in folder.iterdir():
+        if p.suffix.lower() == ".json" and p.is_file() and not p.name.startswith("."):
+            files.append(p)
+            if len(files) > MAX_FRAMES:
+                raise InputError(name, f"folder holds more than {MAX_FRAMES} .json files "
+                                       "(one per frame)")
+    if not files:
+        raise InputError(name, "folder holds no .json files")
+    return sorted(files, key=lambda p: _natural_key(p.name))
+
+
 def _load(file: Path, name: str, where: str) -> dict:
+    """One frame's decoded JSON: an object whose ``people`` (if any) is a list of at most
+    :data:`~dreamdance.motion.poses.MAX_PEOPLE`."""
+    size = file.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise InputError(name, f"{where}: {size} bytes, more than one frame's file may hold "
+                               f"({MAX_FILE_BYTES} bytes)")
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise InputError(name, f"{where}: not valid JSON (nested too deeply)") from None
     except (ValueError, UnicodeDecodeError) as e:
         raise InputError(name, f"{where}: not valid JSON ({e})") from None
     if not isinstance(data, dict) or not isinstance(data.get("people", []), list):
         raise InputError(name, f"{where}: not OpenPose JSON (expected an object with a "
                                "\"people\" list)")
+    if len(data.get("people", [])) > MAX_PEOPLE:
+        raise InputError(name, f"{where}: {len(data['people'])} people, more than {MAX_PEOPLE}")
     return data
 
 
 def _canvas(data: dict, name: str, where: str) -> tuple[int, int] | None:
+    """``(canvas_width, canvas_height)`` of a frame, whole numbers in 1..MAX_SIDE; None when
+    the frame gives neither."""
     cw, ch = data.get("canvas_width"), data.get("canvas_height")
     if cw is None and ch is None:
         return None
-    try:
-        size = (int(cw), int(ch))
-    except (TypeError, ValueError):
-        raise InputError(name, f"{where}: canvas_width={cw}, canvas_height={ch} are not "
-                               "integers") from None
-    if size[0] <= 0 or size[1] <= 0 or size != (cw, ch):
-        raise InputError(name, f"{where}: canvas_width={cw}, canvas_height={ch} must be "
-                               "positive integers")
+    size = (whole_number(cw, 1, MAX_SIDE), whole_number(ch, 1, MAX_SIDE))
+    if None in size:
+        raise InputError(name, f"{where}: canvas_width={show(cw)}, canvas_height={show(ch)} "
+                               f"must be integers in 1..{MAX_SIDE}")
     return size
 
 
@@ -184,27 +217,24 @@ def _people(data: dict, name: str, where: str) -> list[dict[str, np.ndarray]]:
 
 
 def _part(values, part: str, name: str, where: str) -> np.ndarray:
+    """One part's flat ``[x, y, c, ...]`` list -> [k, 3] float32 in our layout."""
     k = PARTS[part]
     if values is None or (isinstance(values, list) and not values):
         return np.zeros((k, 3), np.float32)
     key = KEYS[part]
-    try:
-        flat = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InputError(name, f"{where} {key}: not a list of numbers") from None
-    if flat.ndim != 1 or flat.size % 3:
-        raise InputError(name, f"{where} {key}: {flat.size} values, not a flat list of "
+    if not isinstance(values, list):
+        raise InputError(name, f"{where} {key}: not a list of numbers (got {show(values)})")
+    if len(values) % 3 or any(isinstance(v, list) for v in values):
+        raise InputError(name, f"{where} {key}: {len(values)} values, not a flat list of "
                                "(x, y, confidence) triples")
-    n = flat.size // 3
+    n = len(values) // 3
     if n not in COUNTS[part]:
         expected = " or ".join(str(c) for c in COUNTS[part])
         raise InputError(name, f"{where} {key}: {n} keypoints, expected {expected}")
-    if not np.isfinite(flat).all():
-        raise InputError(name, f"{where} {key}: NaN or infinite value")
-    arr = flat.reshape(n, 3)
+    arr = finite_array(values, name, f"{where} {key}").reshape(n, 3)
     if part == "body" and n == 25:
         arr = arr[list(BODY25_TO_COCO18)]
-    return arr[:k].astype(np.float32)
+    return arr[:k]
 
 
 def _is_normalised(arrays: dict[str, np.ndarray]) -> bool:

@@ -15,9 +15,11 @@ Several people may be present; ``driver`` names the one that drives the animatio
 
 from __future__ import annotations
 
-import math
+import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +27,16 @@ from dreamdance.errors import InputError
 from dreamdance.io import read_json, write_json
 
 FORMAT = "dreamdance-poses"
+# Bounds on what a pose file may claim, checked before anything is allocated.
+MAX_FILE_BYTES = 256 << 20  # a file's size: ~20,000 poses as write_poses writes them
+MAX_FRAMES = 100_000  # frames in a file: 55 minutes at 30 fps
+MAX_PEOPLE = 64  # people in one frame
+MAX_PERSON_FRAMES = 100_000  # frames x people: the arrays then take 154 MB (128 x 3 float32)
+MAX_SIDE = 16384  # width and height, pixels
+MIN_FPS, MAX_FPS = 0.1, 1000.0  # frames per second
+MAX_VALUE = 1e6  # |x|, |y| and |confidence| of a keypoint (pixels: 60 frames of the widest)
 PARTS = {"body": 18, "face": 68, "left_hand": 21, "right_hand": 21}
+_NUMBER_TYPES = {int, float}  # a JSON number's Python types (bool, an int subclass, is not one)
 BODY_NAMES = (
     "nose", "neck", "r_shoulder", "r_elbow", "r_wrist", "l_shoulder", "l_elbow", "l_wrist",
     "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle", "r_eye", "l_eye", "r_ear", "l_ear",
@@ -73,44 +84,181 @@ class PoseSequence:
 
 
 def read_poses(path: str | os.PathLike, name: str | None = None) -> PoseSequence:
-    """Read our pose file; every problem is an :class:`InputError` naming ``name`` (the input)."""
+    """Read our pose file; every problem is an :class:`InputError` naming ``name`` (the input).
+
+    What a file may claim is bounded (:data:`MAX_FILE_BYTES`, :data:`MAX_FRAMES`,
+    :data:`MAX_PEOPLE`, :data:`MAX_PERSON_FRAMES`, :data:`MAX_SIDE`, :data:`MIN_FPS` ..
+    :data:`MAX_FPS`, :data:`MAX_VALUE`) and checked before the arrays are allocated; every
+    number must be a finite JSON number (``true`` is not 1, ``"5"`` is not 5).
+    """
     name = name or str(path)
-    if not os.path.isfile(path):
-        raise InputError(name, "file not found")
-    try:
-        data = read_json(path)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise InputError(name, f"not valid JSON ({e})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise InputError(name, f"not a pose file (expected \"format\": \"{FORMAT}\")")
-    try:
-        width, height = int(data["width"]), int(data["height"])
-        fps, driver, frames = float(data.get("fps", 8)), int(data.get("driver", 0)), data["frames"]
-    except (KeyError, TypeError, ValueError) as e:
-        raise InputError(name, f"missing or malformed header field {e}") from None
-    if width <= 0 or height <= 0 or not math.isfinite(fps) or fps <= 0:
-        raise InputError(name, f"bad header: width={width}, height={height}, fps={fps}")
-    if not frames:
-        raise InputError(name, "no frames")
-    num_people = max(len(f.get("people", [])) for f in frames)
+    data = _load(path, name)
+    width, height, fps, driver, frames = _header(data, name)
+    people = [_frame_people(frame, i, name) for i, frame in enumerate(frames)]
+    num_people = max(len(p) for p in people)
+    check_person_frames(len(frames), num_people, name)
+    if not 0 <= driver < max(num_people, 1):
+        raise InputError(name, f"driver {driver} but only {num_people} people")
     arrays = {part: np.zeros((len(frames), num_people, k, 3), np.float32)
               for part, k in PARTS.items()}
-    for i, frame in enumerate(frames):
-        for j, person in enumerate(frame.get("people", [])):
+    for i, frame_people in enumerate(people):
+        for j, person in enumerate(frame_people):
             for part, k in PARTS.items():
                 pts = person.get(part)
-                if pts is None:
-                    continue
-                arr = np.asarray(pts, dtype=np.float32)
-                if arr.shape != (k, 3):
-                    raise InputError(name, f"frame {i} person {j} {part}: expected {k} keypoints "
-                                           f"of (x, y, confidence), got shape {arr.shape}")
-                if not np.isfinite(arr).all():
-                    raise InputError(name, f"frame {i} person {j} {part}: NaN or infinite value")
-                arrays[part][i, j] = arr
-    if num_people and not 0 <= driver < num_people:
-        raise InputError(name, f"driver {driver} but only {num_people} people")
+                if pts is not None:
+                    arrays[part][i, j] = _keypoints(pts, k, name, f"frame {i} person {j} {part}")
     return PoseSequence(**arrays, width=width, height=height, fps=fps, driver=driver)
+
+
+def _load(path: str | os.PathLike, name: str) -> Any:
+    """The decoded JSON of a pose file no larger than :data:`MAX_FILE_BYTES`."""
+    if not os.path.isfile(path):
+        raise InputError(name, "file not found")
+    size = os.path.getsize(path)
+    if size > MAX_FILE_BYTES:
+        raise InputError(name, f"{size} bytes, more than a pose file may hold "
+                               f"({MAX_FILE_BYTES} bytes)")
+    try:
+        return read_json(path)
+    except RecursionError:
+        raise InputError(name, "not valid JSON (nested too deeply)") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InputError(name, f"not valid JSON ({e})") from None
+
+
+def _header(data: Any, name: str) -> tuple[int, int, float, int, list]:
+    """``(width, height, fps, driver, frames)`` of a decoded pose file, each checked."""
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise InputError(name, f"not a pose file (expected \"format\": \"{FORMAT}\")")
+    missing = [key for key in ("width", "height", "frames") if key not in data]
+    if missing:
+        raise InputError(name, f"missing header field {missing[0]!r}")
+    sides = f"an integer in 1..{MAX_SIDE}"
+    width = _field(data, "width", None, _side, sides, name)
+    height = _field(data, "height", None, _side, sides, name)
+    fps = _field(data, "fps", 8.0, _fps, f"a number in {MIN_FPS:g}..{MAX_FPS:g}", name)
+    driver = _field(data, "driver", 0, _driver, f"an integer in 0..{MAX_PEOPLE - 1}", name)
+    frames = data["frames"]
+    if not isinstance(frames, list):
+        raise InputError(name, f"bad header: frames is {show(frames)}, expected a list")
+    if not frames:
+        raise InputError(name, "no frames")
+    if len(frames) > MAX_FRAMES:
+        raise InputError(name, f"{len(frames)} frames, more than {MAX_FRAMES}")
+    return width, height, fps, driver, frames
+
+
+def _field(data: dict, key: str, default: Any, check: Callable[[Any], Any], expected: str,
+           name: str) -> Any:
+    """Header field ``key`` (``default`` when absent) as ``check`` gives it; an
+    :class:`InputError` when ``check`` gives None."""
+    raw = data.get(key, default)
+    value = check(raw)
+    if value is None:
+        raise InputError(name, f"bad header: {key}={show(raw)} (expected {expected})")
+    return value
+
+
+def _side(value: Any) -> int | None:
+    return whole_number(value, 1, MAX_SIDE)
+
+
+def _driver(value: Any) -> int | None:
+    return whole_number(value, 0, MAX_PEOPLE - 1)
+
+
+def _fps(value: Any) -> float | None:
+    return float(value) if is_number(value) and MIN_FPS <= value <= MAX_FPS else None
+
+
+def _frame_people(frame: Any, i: int, name: str) -> list[dict]:
+    """The people (objects) of frame ``i``; a missing ``people`` is none."""
+    if not isinstance(frame, dict):
+        raise InputError(name, f"frame {i} is {show(frame)}, expected an object with a "
+                               "\"people\" list")
+    people = frame.get("people", [])
+    if not isinstance(people, list):
+        raise InputError(name, f"frame {i}: people is {show(people)}, expected a list")
+    if len(people) > MAX_PEOPLE:
+        raise InputError(name, f"frame {i}: {len(people)} people, more than {MAX_PEOPLE}")
+    for j, person in enumerate(people):
+        if not isinstance(person, dict):
+            raise InputError(name, f"frame {i} person {j} is {show(person)}, expected an "
+                                   f"object with {', '.join(PARTS)}")
+    return people
+
+
+def _keypoints(values: Any, k: int, name: str, where: str) -> np.ndarray:
+    """``[[x, y, confidence], ...]`` from a file -> [k, 3] float32, or an :class:`InputError`."""
+    if not (isinstance(values, list) and len(values) == k and set(map(type, values)) == {list}
+            and set(map(len, values)) == {3}):
+        raise InputError(name, f"{where}: expected {k} keypoints of (x, y, confidence), "
+                               f"got {_shape(values)}")
+    return finite_array([v for row in values for v in row], name, where).reshape(k, 3)
+
+
+def _shape(value: Any) -> str:
+    """``shape (17, 3)`` for a rectangular list of lists, else what the value is."""
+    if not isinstance(value, list):
+        return show(value)
+    if value and all(isinstance(r, list) for r in value):
+        lengths = {len(r) for r in value}
+        return f"shape ({len(value)}, {lengths.pop()})" if len(lengths) == 1 else "a ragged list"
+    return f"shape ({len(value)},)"
+
+
+def is_number(value: Any) -> bool:
+    """A JSON number: an int or a float, not a bool (``true`` is not 1)."""
+    return type(value) in _NUMBER_TYPES
+
+
+def whole_number(value: Any, low: int, high: int) -> int | None:
+    """``value`` as an int when it is a whole JSON number (``512`` or ``512.0``) in
+    ``low..high``; None otherwise."""
+    if not is_number(value) or not low <= value <= high or value != int(value):
+        return None
+    return int(value)
+
+
+def finite_array(values: list, name: str, where: str) -> np.ndarray:
+    """A flat list of JSON numbers -> [N] float32, each finite and within :data:`MAX_VALUE`.
+
+    Anything else is an :class:`InputError` naming ``name`` at ``where``.
+    """
+    if not set(map(type, values)) <= _NUMBER_TYPES:
+        bad = next(v for v in values if not is_number(v))
+        raise InputError(name, f"{where}: not a list of numbers (found {show(bad)})")
+    try:
+        flat = np.array(values, dtype=np.float64)
+    except OverflowError:
+        raise InputError(name, f"{where}: a number too large") from None
+    if not np.isfinite(flat).all():
+        raise InputError(name, f"{where}: NaN or infinite value")
+    if flat.size and np.abs(flat).max() > MAX_VALUE:
+        raise InputError(name, f"{where}: value {np.abs(flat).max():g} beyond "
+                               f"+-{MAX_VALUE:g}")
+    return flat.astype(np.float32)
+
+
+def check_person_frames(frames: int, people: int, name: str) -> None:
+    """Refuse a sequence whose arrays would hold more than :data:`MAX_PERSON_FRAMES` poses
+    (``frames x people``)."""
+    if frames * people > MAX_PERSON_FRAMES:
+        raise InputError(name, f"{frames} frames x {people} people is more than "
+                               f"{MAX_PERSON_FRAMES} poses")
+
+
+def show(value: Any) -> str:
+    """A JSON value for a one-line message: numbers and short strings as written, containers
+    and long values by what they are."""
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, list):
+        return f"a {len(value)}-item list"
+    if isinstance(value, dict):
+        return "an object"
+    text = json.dumps(value) if isinstance(value, str) else repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 def write_poses(path: str | os.PathLike, poses: PoseSequence, decimals: int = 2) -> None:
@@ -130,18 +278,32 @@ def write_poses(path: str | os.PathLike, poses: PoseSequence, decimals: int = 2)
                       "frames": frames})
 
 
-def resample_poses(poses: PoseSequence, n: int) -> PoseSequence:
+def resample_poses(poses: PoseSequence, n: int, first: int | None = None) -> PoseSequence:
     """Resample to ``n`` frames over the same duration (fps scales by ``n / len``).
 
     A keypoint confident in both neighbouring frames is interpolated linearly; otherwise the
     nearer frame's keypoint (and confidence) is taken, so absent points never drift.
+
+    Args:
+        poses: the sequence, ``T`` frames.
+        n: frames over the same duration.
+        first: when given, only the first ``min(n, first)`` of those frames are made (the same
+            values, and the same fps, as the first frames of the whole ``n``), so that a long
+            resampled sequence of which only the start is used costs only that start.
+
+    Returns:
+        The sequence, [min(n, first), P, K, 3] per part.
     """
     t_old = len(poses)
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
-    if n == t_old:
+    if n == t_old and (first is None or first >= n):
         return poses
-    src = np.linspace(0, t_old - 1, n)
+    count = n if first is None else min(n, first)
+    # np.linspace(0, t_old - 1, n)[:count], without making all n of them
+    src = np.arange(count, dtype=np.float64) * ((t_old - 1) / max(n - 1, 1))
+    if count == n > 1:
+        src[-1] = t_old - 1
     lo = np.floor(src).astype(int)
     hi = np.minimum(lo + 1, t_old - 1)
     w = (src - lo).astype(np.float32)[:, None, None, None]
@@ -177,12 +339,14 @@ def fit_to_frames(poses: PoseSequence, frames: int, fps: float, too_short: str =
     """Retime ``poses`` to ``fps`` and take its first ``frames`` frames.
 
     A sequence that is still too short is refused (``InputError`` naming ``name``), held on its
-    last pose (``hold``) or started again (``loop``).
+    last pose (``hold``) or started again (``loop``). Only the frames kept are resampled, so a
+    long file retimed to a much higher fps costs no more than ``frames`` frames.
     """
     if too_short not in TOO_SHORT:
         raise InputError(f"motion.too_short={too_short}", f"must be one of {', '.join(TOO_SHORT)}")
     if abs(poses.fps - fps) > 1e-6 and len(poses) > 1:
-        poses = resample_poses(poses, round((len(poses) - 1) * fps / poses.fps) + 1)
+        n = round((len(poses) - 1) * fps / poses.fps) + 1
+        poses = resample_poses(poses, n, first=frames)
     index = frame_index(len(poses), frames, too_short, name=name)
     return PoseSequence(**{part: getattr(poses, part)[index] for part in PARTS},
                         width=poses.width, height=poses.height, fps=float(fps),

@@ -93,7 +93,8 @@ def read_pose_file(path: Path, name: str, fps: float) -> PoseSequence:
     if path.is_dir():
         return read_openpose(path, fps=fps, name=name)
     try:
-        head = path.read_text(encoding="utf-8", errors="replace")[:4096]
+        with open(path, "rb") as f:  # the format is told by the start; the reader checks size
+            head = f.read(4096).decode("utf-8", errors="replace")
     except OSError as e:
         raise InputError(name, f"cannot be read ({e.strerror})") from None
     if '"people"' in head and "dreamdance-poses" not in head:

@@ -298,8 +298,9 @@ def load_ply(path: str | os.PathLike, name: str | None = None) -> Gaussians:
         name: the input as the user knows it, for errors (default: the path).
 
     Raises:
-        InputError: missing file, not a PLY, an ASCII or truncated PLY, or one that lacks a
-            3DGS property.
+        InputError: missing file, not a PLY, a malformed header, an ASCII PLY, one whose
+            header declares more vertices than the file holds (checked before reading them),
+            one that lacks a 3DGS property, or a parameter that is not finite in float32.
     """
     name = name or str(path)
     if not os.path.isfile(path):
@@ -311,29 +312,33 @@ def load_ply(path: str | os.PathLike, name: str | None = None) -> Gaussians:
             raise InputError(name, "not a PLY file (no 'ply ... end_header' header)")
         body_start = end + len(b"end_header\n")
         order, n, dtype = _parse_header(head[:end].decode("ascii", "replace"), name)
+        held = os.fstat(f.fileno()).st_size - body_start
+        if n * dtype.itemsize > held:  # checked before reading: the count may be absurd
+            raise _truncated(name, n, dtype, held)
         f.seek(body_start)
         raw = f.read(n * dtype.itemsize)
     if len(raw) < n * dtype.itemsize:
-        raise InputError(name, f"truncated: the header declares {n} vertices of "
-                               f"{dtype.itemsize} bytes, the file holds {len(raw)} bytes")
+        raise _truncated(name, n, dtype, len(raw))
     data = np.frombuffer(raw, dtype=dtype, count=n)
 
     def cols(*names: str) -> np.ndarray:
         return np.stack([data[k].astype(np.float64 if k.startswith("f_dc") else np.float32)
                          for k in names], axis=-1)
 
-    colors = cols("f_dc_0", "f_dc_1", "f_dc_2") * C0 + 0.5
-
-    def t(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
-
-    return Gaussians(
-        means=t(cols("x", "y", "z")),
-        quats=t(cols("rot_0", "rot_1", "rot_2", "rot_3")),
-        log_scales=t(cols("scale_0", "scale_1", "scale_2")),
-        logit_opacities=t(data["opacity"]),
-        colors=t(colors),
-    )
+    with np.errstate(over="ignore"):  # a value beyond float32 becomes inf, refused below
+        params = {
+            "means": cols("x", "y", "z"),
+            "quats": cols("rot_0", "rot_1", "rot_2", "rot_3"),
+            "log_scales": cols("scale_0", "scale_1", "scale_2"),
+            "logit_opacities": data["opacity"],
+            "colors": cols("f_dc_0", "f_dc_1", "f_dc_2") * C0 + 0.5,
+        }
+        params = {k: np.array(v, dtype=np.float32, order="C") for k, v in params.items()}
+    for key, value in params.items():
+        if not np.isfinite(value).all():
+            i = int(np.nonzero(~np.isfinite(value).reshape(n, -1).all(axis=1))[0][0])
+            raise InputError(name, f"vertex {i}: {key} not finite (NaN, inf, or beyond float32)")
+    return Gaussians(**{k: torch.from_numpy(v) for k, v in params.items()})
 
 
 def _parse_header(text: str, name: str) -> tuple[str, int, np.dtype]:
@@ -349,25 +354,25 @@ def _parse_header(text: str, name: str) -> tuple[str, int, np.dtype]:
             continue
         if words[0] == "format":
             if len(words) != 3 or words[1] not in _FORMATS and words[1] != "ascii":
-                raise InputError(name, f"bad PLY format line {line!r}")
+                raise InputError(name, f"bad PLY format line {_line(line)}")
             if words[1] == "ascii":
                 raise InputError(name, "ASCII PLY is not supported; 3DGS files are binary")
             order = _FORMATS[words[1]]
         elif words[0] == "element":
-            if len(words) != 3 or not re.fullmatch(r"\d+", words[2]):
-                raise InputError(name, f"bad PLY element line {line!r}")
+            if len(words) != 3 or not re.fullmatch(r"\d{1,40}", words[2]):
+                raise InputError(name, f"bad PLY element line {_line(line)}")
             elements.append((words[1], int(words[2]), []))
         elif words[0] == "property":
             if not elements:
-                raise InputError(name, f"PLY property before any element: {line!r}")
+                raise InputError(name, f"PLY property before any element: {_line(line)}")
             if len(words) >= 2 and words[1] == "list":
                 elements[-1][2].append((words[-1], "list"))
                 continue
             if len(words) != 3 or words[1] not in _PLY_TYPES:
-                raise InputError(name, f"bad PLY property line {line!r}")
+                raise InputError(name, f"bad PLY property line {_line(line)}")
             elements[-1][2].append((words[2], _PLY_TYPES[words[1]]))
         else:
-            raise InputError(name, f"unexpected PLY header line {line!r}")
+            raise InputError(name, f"unexpected PLY header line {_line(line)}")
     if order is None:
         raise InputError(name, "PLY header has no format line")
     if not elements or elements[0][0] != "vertex":
@@ -382,3 +387,13 @@ def _parse_header(text: str, name: str) -> tuple[str, int, np.dtype]:
     if len(present) != len(props):
         raise InputError(name, "PLY vertex element has duplicate property names")
     return order, n, np.dtype([(p, order + kind) for p, kind in props])
+
+
+def _truncated(name: str, n: int, dtype: np.dtype, held: int) -> InputError:
+    return InputError(name, f"truncated: the header declares {n} vertices of {dtype.itemsize} "
+                            f"bytes, the file holds {held} bytes")
+
+
+def _line(line: str) -> str:
+    """A header line for a one-line message, cut to 60 characters."""
+    return repr(line) if len(line) <= 60 else f"{line[:57]!r}..."
