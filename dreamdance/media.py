@@ -26,7 +26,7 @@ import os
 import re
 import struct
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -334,29 +334,102 @@ def read_video(
             that breaks off mid-way; a folder with no frames, an unreadable frame or frames of
             different sizes.
     """
+    fps, frames = _open(path, name, fps_default)
+    _check_count(max_frames, "max_frames")
+    kept = []
+    for frame in frames:
+        kept.append(frame)
+        if max_frames is not None and len(kept) >= max_frames:
+            frames.close()
+            break
+    return Video(np.stack(kept).astype(np.uint8, copy=False), fps)
+
+
+def read_video_sampled(path: PathLike, fps: float | None, name: str | None = None,
+                       max_frames: int | None = None, fps_default: float = 8.0,
+                       transform: Callable[[np.ndarray], np.ndarray] | None = None
+                       ) -> tuple[Video, np.ndarray, int]:
+    """Decode a video (as :func:`read_video`) sampled at ``fps`` in one streaming pass, keeping
+    only the frames the sampling uses (each passed through ``transform`` as it is decoded), so
+    a long or large video never sits in memory whole.
+
+    Output frame ``j`` is source frame ``min(round(j · r), n - 1)`` with ``r`` = source rate /
+    ``fps`` and ``n`` the source frames, for ``j < floor((n - 1) / r) + 1`` — nearest by time,
+    exactly as :func:`dreamdance.train.prepare.resample_index` and the motion stage sample.
+
+    Args:
+        fps: the output rate, > 0 (None: the source's, every frame).
+        max_frames: stop after this many output frames (None: the whole video).
+        transform: applied to each kept frame, ``[H, W, 3] uint8 -> [H', W', 3] uint8``.
+
+    Returns:
+        ``(video, index, n)``: the sampled frames at ``fps``; the source frame of each
+        ``[T] int``; the source frames decoded.
+    """
+    if fps is not None:
+        _check_fps(fps, "fps")
+    _check_count(max_frames, "max_frames")
+    src_fps, frames = _open(path, name, fps_default)
+    fps = src_fps if fps is None else fps
+    ratio = src_fps / fps
+
+    def source(j: int) -> int:
+        return int(np.round(j * src_fps / fps))
+
+    kept: dict[int, np.ndarray] = {}  # decoded frames some output frame may still use
+    out: list[int] = []               # the source frame of each output frame confirmed
+    shown: list[np.ndarray] = []
+    n = 0
+    for i, frame in enumerate(frames):
+        n = i + 1
+        lo, hi = max(0, int(np.floor((i - 0.5) / ratio)) - 1), int(np.ceil((i + 0.5) / ratio)) + 1
+        if any(source(j) == i for j in range(lo, hi + 1)):
+            kept[i] = frame if transform is None else transform(frame)
+        # output frame j exists once the video reaches its time: j <= i / r
+        while len(out) <= i / ratio + 1e-9 and (max_frames is None or len(out) < max_frames):
+            out.append(source(len(out)))
+            shown.append(kept[out[-1]])
+        for old in [k for k in kept if k < source(len(out))]:
+            del kept[old]
+        if max_frames is not None and len(out) >= max_frames:
+            frames.close()
+            break
+    index = np.asarray(out, int)
+    return Video(np.stack(shown).astype(np.uint8, copy=False), float(fps)), index, n
+
+
+def _open(path: PathLike, name: str | None, fps_default: float
+          ) -> tuple[float, Iterator[np.ndarray]]:
+    """``(rate, frames)`` of a video file or frame folder; ``frames`` decodes one frame at a
+    time (a generator; close it to stop early). Refusals as in :func:`read_video`."""
     path = Path(path)
     name = str(path) if name is None else name
-    _check_count(max_frames, "max_frames")
     _check_fps(fps_default, "fps_default")
     if path.is_dir():
-        return _read_frame_folder(path, name, max_frames, fps_default)
+        return float(fps_default), _folder_frames(path, name)
     _check_video_file(path, name)
-    frames: list[np.ndarray] = []
     try:
-        with _closing(imageio.get_reader(str(path), format="FFMPEG")) as reader:
-            fps = reader.get_meta_data().get("fps") or 0.0
-            for frame in reader:
-                frames.append(np.asarray(frame))
-                if max_frames is not None and len(frames) >= max_frames:
-                    break
+        reader = imageio.get_reader(str(path), format="FFMPEG")
+        fps = reader.get_meta_data().get("fps") or 0.0
     except _VIDEO_ERRORS as e:
-        if not frames:
-            raise InputError(name, f"no decodable video frames ({_reason(e)})") from e
-        raise InputError(name, f"video breaks off after {len(frames)} frames ({_reason(e)})") from e
-    if not frames:
-        raise InputError(name, "no decodable video frames")
+        raise InputError(name, f"no decodable video frames ({_reason(e)})") from e
     fps = float(fps) if math.isfinite(fps) and fps > 0 else float(fps_default)
-    return Video(np.stack(frames).astype(np.uint8, copy=False), fps)
+    return fps, _file_frames(reader, name)
+
+
+def _file_frames(reader, name: str) -> Iterator[np.ndarray]:
+    count = 0
+    with _closing(reader):
+        try:
+            for frame in reader:
+                count += 1
+                yield np.asarray(frame)
+        except _VIDEO_ERRORS as e:
+            if not count:
+                raise InputError(name, f"no decodable video frames ({_reason(e)})") from e
+            raise InputError(name, f"video breaks off after {count} frames ({_reason(e)})") from e
+    if not count:
+        raise InputError(name, "no decodable video frames")
 
 
 def probe_video(path: PathLike, name: str | None = None, fps_default: float = 8.0) -> VideoInfo:
@@ -491,20 +564,19 @@ def _check_frame_dtype(frames: np.ndarray) -> None:
         raise ValueError(f"frames must be uint8 or float in [0, 1], got {frames.dtype}")
 
 
-def _read_frame_folder(folder: Path, name: str, max_frames: int | None, fps: float) -> Video:
-    files = _frame_files(folder, name)[:max_frames]
-    frames = []
+def _folder_frames(folder: Path, name: str) -> Iterator[np.ndarray]:
+    files = _frame_files(folder, name)
+    first = None
     for f in files:
         rgb = load_image(f, name=f"{name} (frame {f.name})").rgb
-        if frames and rgb.shape != frames[0].shape:
-            h0, w0 = frames[0].shape[:2]
+        if first is not None and rgb.shape != first:
             raise InputError(
                 name,
                 f"frame {f.name} is {rgb.shape[1]}x{rgb.shape[0]}, "
-                f"frame {files[0].name} is {w0}x{h0} (all frames must be one size)",
+                f"frame {files[0].name} is {first[1]}x{first[0]} (all frames must be one size)",
             )
-        frames.append(to_uint8(rgb))
-    return Video(np.stack(frames), float(fps))
+        first = rgb.shape
+        yield to_uint8(rgb)
 
 
 def _frame_files(folder: Path, name: str) -> list[Path]:

@@ -586,3 +586,50 @@ def test_resize_checks_inputs():
         media.resize(img, (2, 2), K=np.eye(4))
     with pytest.raises(ValueError, match="does not fit"):
         media.crop(img, (0, 0, 5, 2))
+
+
+@pytest.mark.parametrize("n,src,fps", [(10, 24, 8), (3, 8, 24), (7, 8, 8), (5, 30, 7),
+                                       (11, 25, 30), (4, 8, 2.5), (9, 10, 37), (1, 30, 8)])
+def test_sampled_reading_matches_the_whole_video_sampled(tmp_path, n, src, fps):
+    """One streaming pass keeps exactly the frames that sampling the whole video would."""
+    from dreamdance.media import read_video_sampled
+    from dreamdance.train.prepare import resample_index
+
+    frames = (np.arange(n)[:, None, None, None] * 20 + np.zeros((n, 8, 8, 3))).astype(np.uint8)
+    for i, f in enumerate(frames):
+        Image.fromarray(f).save(tmp_path / f"{i:03d}.png")
+    ref = resample_index(n, src, fps)
+    for limit in (None, 1, 2, 5):
+        video, index, decoded = read_video_sampled(tmp_path, fps, fps_default=src,
+                                                   max_frames=limit)
+        expected = ref if limit is None else ref[:limit]
+        assert index.tolist() == expected.tolist(), (limit, index, expected)
+        np.testing.assert_array_equal(video.frames, frames[expected])
+        assert video.fps == fps and decoded <= n
+
+
+def test_a_long_video_is_decoded_only_as_far_as_the_output_needs(tmp_path, monkeypatch):
+    """5 frames at 8 fps from a 24 fps clip of 60: 13 source frames are decoded, and only the
+    5 sampled ones (shrunk by ``transform`` as they come) are kept."""
+    from dreamdance import media
+
+    media.write_video(tmp_path / "long.mp4", np.zeros((60, 32, 32, 3), np.uint8), fps=24)
+    decoded = []
+    real = media._open
+
+    def counting(*args):
+        rate, frames = real(*args)
+
+        def counted():
+            for frame in frames:
+                decoded.append(1)
+                yield frame
+        return rate, counted()
+
+    monkeypatch.setattr(media, "_open", counting)
+    shrunk = []
+    video, index, n = media.read_video_sampled(
+        tmp_path / "long.mp4", 8, max_frames=5,
+        transform=lambda f: shrunk.append(1) or f[::4, ::4])
+    assert video.frames.shape == (5, 8, 8, 3) and index.tolist() == [0, 3, 6, 9, 12]
+    assert len(decoded) == n == 13 and len(shrunk) == 5

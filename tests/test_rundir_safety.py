@@ -143,25 +143,3 @@ def test_settings_and_inputs_are_checked_before_the_first_step(tmp_path, args):
         key = args[1].split("=")[0]
         assert refused(*args, f"out={out}").startswith(f"{key}=")
     assert not out.exists()
-
-
-def test_a_long_driving_video_is_decoded_only_as_far_as_needed(tmp_path, monkeypatch):
-    """frames=5 at fps=8 from a 24 fps clip of 60 frames: 13 source frames are decoded."""
-    from runner import config
-
-    from dreamdance import media
-    from dreamdance.motion import sources
-
-    media.write_video(tmp_path / "long.mp4", np.zeros((60, 32, 32, 3), np.uint8), fps=24)
-    decoded = []
-    real = media.read_video
-
-    def counting(*args, **kwargs):
-        video = real(*args, **kwargs)
-        decoded.append(len(video.frames))
-        return video
-
-    monkeypatch.setattr(sources, "read_video", counting)
-    cfg = config("stage=motion", f"driving={tmp_path / 'long.mp4'}", "frames=5", "fps=8")
-    video = sources.driving_video(cfg, max_frames=5)
-    assert len(video.frames) == 5 and decoded == [13]

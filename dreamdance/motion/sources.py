@@ -15,7 +15,7 @@ from dreamdance import assets
 from dreamdance.camera import PRESETS, Trajectory, intrinsics_from_fov, resample
 from dreamdance.errors import InputError
 from dreamdance.inputs import input_file
-from dreamdance.media import Video, probe_video, read_video, resize
+from dreamdance.media import Video, probe_video, read_video, read_video_sampled, resize
 from dreamdance.motion.openpose import read_openpose
 from dreamdance.motion.poses import PoseSequence, fit_to_frames, frame_index, read_poses
 from dreamdance.motion.smooth import fill_gaps, one_euro, sanitize
@@ -43,18 +43,9 @@ def driving_video(cfg: Any, max_frames: int | None = None) -> Video | None:
     if cfg.driving is None:
         return None
     path = input_file(cfg.driving, "driving")
-    name = f"driving={cfg.driving}"
-    needed = None  # decode only the frames the output samples, not the whole video
-    if max_frames is not None:
-        rate = probe_video(path, name=name).fps
-        needed = int(np.round((max_frames - 1) * rate / cfg.fps)) + 1
-    video = read_video(path, name=name, max_frames=needed)
-    n_out = int(np.floor((len(video.frames) - 1) * cfg.fps / video.fps)) + 1
-    if max_frames is not None:
-        n_out = min(n_out, max_frames)
-    index = np.minimum(np.round(np.arange(n_out) * video.fps / cfg.fps).astype(int),
-                       len(video.frames) - 1)
-    return Video(video.frames[index], float(cfg.fps))
+    video, _, _ = read_video_sampled(path, cfg.fps, name=f"driving={cfg.driving}",
+                                     max_frames=max_frames)
+    return video
 
 
 def driving_frames(cfg: Any, width: int, height: int) -> np.ndarray:

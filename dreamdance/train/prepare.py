@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from dreamdance.errors import InputError
-from dreamdance.media import read_video, write_video
+from dreamdance.media import read_video_sampled, write_video
 from dreamdance.motion.align import pose_box, pose_frame
 from dreamdance.motion.mask import mask_video, pose_masks
 from dreamdance.motion.poses import PARTS, PoseSequence, read_poses, write_poses
@@ -361,24 +361,27 @@ def _prepare_video(path: Path, kind: str, split: str, opt: PrepareOptions, comp:
                    summary: Summary) -> list[ClipRecord]:
     """The clips of one source video (written), or none (the reason counted in ``summary``)."""
     name = f"{'videos' if kind == 'person' else 'scenes'}={path}"
-    try:
-        video = read_video(path, name=name)
+    source = {}
+
+    def fit(frame: np.ndarray) -> np.ndarray:  # each frame shrunk as soon as it is decoded
+        source.setdefault("size", frame.shape[:2])
+        return fit_frames(frame[None], opt.max_side)[0]
+
+    try:  # one streaming pass: only the sampled frames, already shrunk, are kept
+        video, index, n_src = read_video_sampled(path, opt.fps, name=name, transform=fit)
     except InputError as e:
         log.warning("skipped: %s", e)
         summary.skipped[UNREADABLE] += 1
         return []
-    n_src = len(video.frames)
-    index = resample_index(n_src, video.fps, opt.fps)
-    fps = video.fps if opt.fps is None else float(opt.fps)
+    fps = video.fps
     if len(index) < opt.min_frames:
         log.warning("skipped: %s: %d frames at %g fps, fewer than min_frames=%d", name,
                     len(index), fps, opt.min_frames)
         summary.skipped[TOO_SHORT] += 1
         return []
-    src_h, src_w = video.frames.shape[1:3]
+    src_h, src_w = source["size"]
     sw, sh = scaled_size(src_w, src_h, opt.max_side)
-    frames = fit_frames(video.frames[index], opt.max_side)  # [T, H', W', 3]
-    del video
+    frames = video.frames  # [T, H', W', 3]
 
     poses = None
     if kind == "person":
