@@ -176,3 +176,34 @@ def test_cache_rebuild_deletes_only_its_own_files(tmp_path):
     assert not cache.file(folder, 0).exists()
     assert (folder / "notes.txt").read_text() == "mine"
     assert read_json(folder / "meta.json") == {"format": cache.FORMAT, "key": "b"}
+
+
+def test_a_checkpoint_reaches_the_disk_before_its_final_name(tmp_path, monkeypatch):
+    """Every file and folder of the checkpoint is fsynced before the rename, then the
+    checkpoints folder's entry."""
+    import os
+
+    from dreamdance.train import checkpoint as ck
+
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        return real_fsync(fd)
+
+    def replace(a, b):
+        events.append(("replace", str(b)))
+        return real_replace(a, b)
+
+    tmp = ck.temporary(tmp_path / "checkpoints", 3)
+    (tmp / "sub").mkdir()
+    (tmp / "sub" / "weights.bin").write_bytes(b"w")
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    final = ck.finish(tmp, 3, {"step": 3}, keep=2)
+    rename = next(i for i, e in enumerate(events) if e == ("replace", str(final)))
+    synced = [p for kind, p in events[:rename] if kind == "fsync"]
+    assert str(tmp / "sub" / "weights.bin") in synced and str(tmp / "sub") in synced
+    assert str(tmp) in synced
+    assert ("fsync", str(tmp_path / "checkpoints")) in events[rename:]

@@ -35,7 +35,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from dreamdance.errors import InputError
-from dreamdance.io import read_json, write_json
+from dreamdance.io import fsync_path, read_json, write_json
 from dreamdance.rundir import file_digest
 
 log = logging.getLogger(__name__)
@@ -92,16 +92,26 @@ def finish(tmp: Path, step: int, state: dict, keep: int) -> Path:
     write_json(tmp / "state.json", state)
     folder = tmp.parent
     final = folder / name(step)
+    _fsync_tree(tmp)  # every file on the disk before the checkpoint takes its final name
     recorded = read_manifest(folder)
     recorded[final.name] = file_hashes(tmp)
     _write_manifest(folder, recorded)
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
+    fsync_path(folder)
     for _, old in checkpoints(folder)[:-keep] if keep > 0 else []:
         shutil.rmtree(old)
     _write_manifest(folder, {k: v for k, v in recorded.items() if (folder / k).is_dir()})
     return final
+
+
+def _fsync_tree(root: Path) -> None:
+    """Flush every file below ``root`` and every folder (``root`` included) to the disk."""
+    for path in sorted(root.rglob("*"), key=lambda p: -len(p.parts)):
+        if not path.is_symlink():
+            fsync_path(path)
+    fsync_path(root)
 
 
 def set_aside(folder: str | os.PathLike) -> Path | None:
