@@ -272,3 +272,14 @@ def test_figure_frames_are_what_the_mask_test_assumes():
     assert inside.mean() > 0.05 and not (inside & block).any()
     assert (frames[0][inside | block][:, 0] > 150).all()
     assert (frames[0][~(inside | block)][:, 1] > 100).all()
+
+
+def test_force_never_clears_a_folder_that_is_not_a_dataset(tmp_path):
+    out = tmp_path / "home"
+    (out / "clips").mkdir(parents=True)
+    (out / "clips" / "holiday.mp4").write_bytes(b"mine")
+    with pytest.raises(prepare_data.InputError, match="holds no dataset"):
+        prep.check_out(out, force=True)
+    assert (out / "clips" / "holiday.mp4").read_bytes() == b"mine"
+    (out / "metadata.jsonl").write_text("")
+    prep.check_out(out, force=True)  # a dataset: force may rebuild it

@@ -158,12 +158,17 @@ def check_names(sources: Iterable[Path]) -> None:
 
 
 def check_out(out: Path, force: bool) -> None:
-    """``out`` may be new or empty; a dataset there is refused unless ``force``."""
+    """``out`` may be new or empty; a dataset there is refused unless ``force``, and anything
+    else there always (``force`` deletes ``clips/``: never in a folder that is not a dataset)."""
     if out.exists() and not out.is_dir():
         raise InputError(f"out={out}", "exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not force:
         raise InputError(f"out={out}", "is not empty; give force=true to rebuild the dataset "
                                        f"there (its {CLIPS}/ and {METADATA} are replaced)")
+    if out.is_dir() and any(out.iterdir()) and not (out / METADATA).is_file():
+        raise InputError(f"out={out}", f"is not empty and holds no dataset (no {METADATA}): "
+                                       "force=true rebuilds only a dataset this tool made; "
+                                       "choose a new or empty folder")
 
 
 def val_sources(names: list[str], val: float, seed: int) -> set[str]:
