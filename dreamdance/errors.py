@@ -6,6 +6,10 @@ with code 2; library callers can catch it as a ``ValueError``.
 """
 
 
+import json
+from typing import Any
+
+
 class InputError(ValueError):
     """Bad input: ``name`` is the input as the user knows it, ``problem`` what is wrong with it.
 
@@ -17,3 +21,16 @@ class InputError(ValueError):
         self.name = name
         self.problem = problem
         super().__init__(f"{name}: {problem}")
+
+
+def show(value: Any) -> str:
+    """A JSON value (or a token read from a file) for a one-line message: numbers and short
+    strings as written, containers and long values by what they are."""
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, list):
+        return f"a {len(value)}-item list"
+    if isinstance(value, dict):
+        return "an object"
+    text = json.dumps(value) if isinstance(value, str) else repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."

@@ -40,7 +40,7 @@ from dreamdance.camera import (
     rotation_to_quaternion,
     standardise,
 )
-from dreamdance.errors import InputError
+from dreamdance.errors import InputError, show
 from dreamdance.io import write_json, write_text
 
 FORMATS = ("json", "tum", "re10k")
@@ -227,16 +227,16 @@ def parse_json(data, name: str) -> Trajectory:
     """Validate and convert our JSON (already decoded). See :func:`read_trajectory`."""
     if not isinstance(data, dict) or data.get("format") != JSON_TAG:
         tag = data.get("format") if isinstance(data, dict) else None
-        shown = repr(tag) if tag is None or isinstance(tag, str) and len(tag) <= 40 else _show(tag)
+        shown = repr(tag) if tag is None or isinstance(tag, str) and len(tag) <= 40 else show(tag)
         raise InputError(name, f"not a DreamDance camera file (format tag {shown}, "
                                f"expected {JSON_TAG!r})")
     version = data.get("version")
     if not _is_number(version) or version != JSON_VERSION:
-        raise InputError(name, f"unsupported version {_show(version)} "
+        raise InputError(name, f"unsupported version {show(version)} "
                                f"(this DreamDance reads version {JSON_VERSION})")
     fps = data.get("fps")
     if fps is not None and not (_is_number(fps) and _is_finite(fps) and fps > 0):
-        raise InputError(name, f"fps must be a positive number, got {_show(fps)}")
+        raise InputError(name, f"fps must be a positive number, got {show(fps)}")
     frames = data.get("frames")
     if not isinstance(frames, list) or not frames:
         raise InputError(name, "'frames' must be a non-empty list")
@@ -262,7 +262,7 @@ def parse_json(data, name: str) -> Trajectory:
         size = (frame["width"], frame["height"])
         if not all(type(v) is int and 0 < v <= MAX_SIDE for v in size):
             raise InputError(name, f"{where}: width and height must be positive integers up "
-                                   f"to {MAX_SIDE}, got {_show(size[0])}, {_show(size[1])}")
+                                   f"to {MAX_SIDE}, got {show(size[0])}, {show(size[1])}")
         sizes.add(size)
         if len(sizes) > 1:
             raise InputError(name, f"{where}: size {size[0]}x{size[1]} differs from frame 0's "
@@ -299,20 +299,6 @@ def _json_matrix(value, shape, name, where) -> np.ndarray:
         raise InputError(name, f"{where}: non-finite value (nan or inf)")
     _check_range(m, name, where)
     return m
-
-
-# Copied from dreamdance.motion.poses.show
-def _show(value) -> str:
-    """A JSON value or a token for a one-line message: numbers and short strings as written,
-    containers and long values by what they are."""
-    if value is None or isinstance(value, bool):
-        return {None: "null", True: "true", False: "false"}[value]
-    if isinstance(value, list):
-        return f"a {len(value)}-item list"
-    if isinstance(value, dict):
-        return "an object"
-    text = json.dumps(value) if isinstance(value, str) else repr(value)
-    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 # ---------------------------------------------------------------------------------------------

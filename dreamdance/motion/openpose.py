@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dreamdance.errors import InputError
+from dreamdance.errors import InputError, show
 from dreamdance.io import atomic_path
 from dreamdance.motion.poses import (
     MAX_FRAMES,
@@ -44,7 +44,6 @@ from dreamdance.motion.poses import (
     PoseSequence,
     check_person_frames,
     finite_array,
-    show,
     whole_number,
 )
 

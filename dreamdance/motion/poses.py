@@ -15,7 +15,6 @@ Several people may be present; ``driver`` names the one that drives the animatio
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from dreamdance.errors import InputError
+from dreamdance.errors import InputError, show
 from dreamdance.io import read_json, write_json
 
 FORMAT = "dreamdance-poses"
@@ -246,19 +245,6 @@ def check_person_frames(frames: int, people: int, name: str) -> None:
     if frames * people > MAX_PERSON_FRAMES:
         raise InputError(name, f"{frames} frames x {people} people is more than "
                                f"{MAX_PERSON_FRAMES} poses")
-
-
-def show(value: Any) -> str:
-    """A JSON value for a one-line message: numbers and short strings as written, containers
-    and long values by what they are."""
-    if value is None or isinstance(value, bool):
-        return {None: "null", True: "true", False: "false"}[value]
-    if isinstance(value, list):
-        return f"a {len(value)}-item list"
-    if isinstance(value, dict):
-        return "an object"
-    text = json.dumps(value) if isinstance(value, str) else repr(value)
-    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 def write_poses(path: str | os.PathLike, poses: PoseSequence, decimals: int = 2) -> None:
