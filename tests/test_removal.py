@@ -154,3 +154,19 @@ def test_person_masks_by_birefnet_on_the_box_crop(tmp_path):
     assert (masks[0] & truth).sum() / truth.sum() >= 0.95
     assert not masks[0, 5:15, 100:120].any()
     assert masks[0].sum() <= 1.3 * truth.sum()
+
+
+def test_bad_arguments_are_the_callers_bug_not_bad_input():
+    """The stage checks scene.removal.* as user input; the library's own arguments are a
+    contract: ValueError with a traceback, not a one-line InputError."""
+    from dreamdance.errors import InputError
+
+    frames, _, _ = driving_video(pan=0)
+    masks = np.zeros(frames.shape[:3], bool)
+    poses = PoseSequence(**{part: np.zeros((T, 0, k, 3), np.float32) for part, k in PARTS.items()},
+                         width=W, height=H, fps=8.0)
+    for call in (lambda: fill_background(frames, masks, window=-1),
+                 lambda: person_masks(frames, poses, dilate=-1.0)):
+        with pytest.raises(ValueError) as e:
+            call()
+        assert not isinstance(e.value, InputError)

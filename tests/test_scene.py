@@ -95,6 +95,27 @@ def test_sample_scene_rerun_skips_every_step(sample_run):
     assert before == after
 
 
+def test_a_malformed_gaussian_field_is_one_line(sample_run, tmp_path):
+    """A run directory from elsewhere whose gaussians.ply claims 10^12 vertices: the video step
+    that reads it is refused in one line naming the file (exit 2 on the command line, as for
+    every InputError), and nothing in the run changes."""
+    import shutil
+
+    out, _ = sample_run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    ply = copy / "scene/gaussians.ply"
+    header = ply.read_bytes().split(b"end_header\n")[0]
+    lines = [b"element vertex 1000000000000" if line.startswith(b"element vertex") else line
+             for line in header.split(b"\n")]
+    ply.write_bytes(b"\n".join(lines) + b"end_header\n" + b"\0" * 64)
+    before = {p: p.stat().st_mtime_ns for p in (copy / "scene").rglob("*") if p.is_file()}
+    message = refused("stage=scene", f"out={copy}", *SMALL)
+    assert "gaussians.ply" in message and "1000000000000 vertices" in message, message
+    after = {p: p.stat().st_mtime_ns for p in (copy / "scene").rglob("*") if p.is_file()}
+    assert after == before
+
+
 @pytest.mark.parametrize("case", ["empty mask", "full mask", "tiny image", "missing weights"])
 def test_bad_scene_input(tmp_path, case):
     from PIL import Image

@@ -121,7 +121,7 @@ def rasterize(
     _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, height,
                   backgrounds, tile_size)
     if not means.is_cuda:
-        raise InputError("backend=gsplat", f"tensors must be on a CUDA device, got {means.device}")
+        raise ValueError(f"backend=gsplat: tensors must be on a CUDA device, got {means.device}")
     import gsplat  # here, not at the top: this module must import and run without CUDA
 
     renders, alphas, _ = gsplat.rasterization(

@@ -134,7 +134,7 @@ def person_masks(frames: np.ndarray, poses: PoseSequence, dilate: float = 0.03,
         raise ValueError(f"poses are {len(poses)} frames of {poses.width}x{poses.height}, the "
                          f"video {t} frames of {w}x{h}")
     if not np.isfinite(dilate) or dilate < 0:
-        raise InputError(f"dilate={dilate}", "must be a number >= 0")
+        raise ValueError(f"dilate={dilate}: must be a number >= 0")
     out = np.zeros((t, h, w), bool)
     fell_back = 0
     for p in range(poses.num_people):
@@ -188,7 +188,7 @@ def fill_background(frames: np.ndarray, masks: np.ndarray, window: int = 12,
         raise ValueError(f"masks must be bool [T, H, W] = {frames.shape[:3]}, got "
                          f"{masks.dtype} {masks.shape}")
     if isinstance(window, bool) or not isinstance(window, int) or window < 0:
-        raise InputError(f"window={window}", "must be an integer >= 0")
+        raise ValueError(f"window={window}: must be an integer >= 0")
     t_len, h, w, _ = frames.shape
     gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames])  # (T, H, W)
     filled = frames.copy()
