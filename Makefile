@@ -11,7 +11,7 @@ DEMO_OUT ?= runs/demo
 LOCK_VENV  ?= .venv-lock
 PIP_TOOLS  := pip-tools==7.6.2
 
-.PHONY: install test demo demo-scene lint clean lock
+.PHONY: install test test-slow demo demo-scene lint clean lock
 
 install: $(STAMP)
 
@@ -37,6 +37,10 @@ lock:
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# the long and multi-process checks make test leaves out (CI runs them after it)
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
 
 demo: $(STAMP)
 	$(BIN)/python -m dreamdance.run stage=scene out=$(DEMO_OUT)

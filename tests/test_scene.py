@@ -138,6 +138,7 @@ def test_bad_scene_input(tmp_path, case):
             ("manifest.json", ".lock", ".lock.json")] == []
 
 
+@pytest.mark.slow
 def test_scene_benchmark_runs_and_reports():
     from tools.bench_scene import run
 

@@ -74,6 +74,7 @@ def test_missing_data_is_one_line(tmp_path):
     assert "not a folder" in refused(*TINY, f"data={tmp_path / 'none'}", f"out={tmp_path / 'run'}")
 
 
+@pytest.mark.slow
 def test_two_processes_gloo(data, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
