@@ -51,6 +51,7 @@ def test_composite_follows_the_pose_box():
         assert y1 == pytest.approx(41, abs=1)            # feet on the pose's box bottom
 
 
+@pytest.mark.slow
 def test_animate_preview_end_to_end(tmp_path):
     out = tmp_path / "run"
     early = cli("stage=animate", f"out={out}")  # the command line's exit code and one line

@@ -2,7 +2,7 @@
 file, image, video, dataset metadata) ends with exit code 2, one line on stderr naming the file,
 and nothing under a final name in ``out``. One process runs every case through ``main()`` (the
 command line's own entry point), so the suite pays for the imports once. A PLY is read only from
-inside a run directory: tests/test_scene.py refuses a malformed one there."""
+inside a run directory: tests/test_scene.py gives the command line a malformed one there."""
 
 import json
 import subprocess

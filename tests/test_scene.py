@@ -95,11 +95,13 @@ def test_sample_scene_rerun_skips_every_step(sample_run):
     assert before == after
 
 
-def test_a_malformed_gaussian_field_is_one_line(sample_run, tmp_path):
-    """A run directory from elsewhere whose gaussians.ply claims 10^12 vertices: the video step
-    that reads it is refused in one line naming the file (exit 2 on the command line, as for
-    every InputError), and nothing in the run changes."""
+def test_a_malformed_gaussian_field_is_one_line_on_the_command_line(sample_run, tmp_path):
+    """A run directory from elsewhere whose gaussians.ply claims 10^12 vertices: the command
+    line's video step, which reads it, ends with exit code 2 and one line naming the file, and
+    nothing in the run changes."""
     import shutil
+    import subprocess
+    import sys
 
     out, _ = sample_run
     copy = tmp_path / "run"
@@ -110,8 +112,12 @@ def test_a_malformed_gaussian_field_is_one_line(sample_run, tmp_path):
              for line in header.split(b"\n")]
     ply.write_bytes(b"\n".join(lines) + b"end_header\n" + b"\0" * 64)
     before = {p: p.stat().st_mtime_ns for p in (copy / "scene").rglob("*") if p.is_file()}
-    message = refused("stage=scene", f"out={copy}", *SMALL)
-    assert "gaussians.ply" in message and "1000000000000 vertices" in message, message
+    proc = subprocess.run([sys.executable, "-m", "dreamdance.run", "stage=scene", f"out={copy}",
+                           *SMALL], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr[-2000:]
+    assert "gaussians.ply" in lines[0] and "1000000000000 vertices" in lines[0], lines[0]
     after = {p: p.stat().st_mtime_ns for p in (copy / "scene").rglob("*") if p.is_file()}
     assert after == before
 

@@ -35,6 +35,7 @@ def cli(*args, launcher=(sys.executable, "-m")):
                           text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_trains_validates_refuses_and_resumes(data, tmp_path):
     out = tmp_path / "run"
     first = cli(*TINY, f"data={data}", f"out={out}", "train.steps=2")
