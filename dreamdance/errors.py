@@ -23,6 +23,11 @@ class InputError(ValueError):
         super().__init__(f"{name}: {problem}")
 
 
+def is_number(value: Any) -> bool:
+    """A JSON number: an int or a float, not a bool (``true`` is not 1)."""
+    return type(value) in (int, float)
+
+
 def show(value: Any) -> str:
     """A JSON value (or a token read from a file) for a one-line message: numbers and short
     strings as written, containers and long values by what they are."""

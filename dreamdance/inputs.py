@@ -54,9 +54,9 @@ def check_settings(cfg: Any) -> None:
                                 ("scene.source", cfg.scene.source, SOURCES)):
         _choice(value, options, key)
     for key, value in (("mask.dilate", m.dilate), ("mask.face_margin", m.face_margin),
-                       ("mask.hand_margin", m.hand_margin), ("motion.smooth.beta", mo.smooth.beta),
-                       ("scene.removal.dilate", cfg.scene.removal.dilate)):
+                       ("mask.hand_margin", m.hand_margin), ("motion.smooth.beta", mo.smooth.beta)):
         _number(value, key, low=0.0)
+    _number(cfg.scene.removal.dilate, "scene.removal.dilate", low=0.0, high=0.5)
     for key, value in (("motion.preset_depth", mo.preset_depth),
                        ("motion.smooth.min_cutoff", mo.smooth.min_cutoff)):
         _number(value, key, low=0.0, strict=True)
@@ -76,12 +76,17 @@ def _choice(value: Any, options: tuple, key: str) -> None:
         raise InputError(f"{key}={value}", f"must be one of {', '.join(options)}")
 
 
-def _number(value: Any, key: str, low: float | None = None, strict: bool = False) -> None:
+def _number(value: Any, key: str, low: float | None = None, strict: bool = False,
+            high: float | None = None) -> None:
     ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
     if ok and low is not None:
         ok = value > low if strict else value >= low
+    if ok and high is not None:
+        ok = value <= high
     if not ok:
         bound = "" if low is None else f" {'>' if strict else '>='} {low:g}"
+        if high is not None:
+            bound = f" in [{low:g}, {high:g}]"
         raise InputError(f"{key}={value}", f"must be a number{bound}")
 
 

@@ -40,7 +40,7 @@ from dreamdance.camera import (
     rotation_to_quaternion,
     standardise,
 )
-from dreamdance.errors import InputError, show
+from dreamdance.errors import InputError, is_number, show
 from dreamdance.io import write_json, write_text
 
 FORMATS = ("json", "tum", "re10k")
@@ -231,11 +231,11 @@ def parse_json(data, name: str) -> Trajectory:
         raise InputError(name, f"not a DreamDance camera file (format tag {shown}, "
                                f"expected {JSON_TAG!r})")
     version = data.get("version")
-    if not _is_number(version) or version != JSON_VERSION:
+    if not is_number(version) or version != JSON_VERSION:
         raise InputError(name, f"unsupported version {show(version)} "
                                f"(this DreamDance reads version {JSON_VERSION})")
     fps = data.get("fps")
-    if fps is not None and not (_is_number(fps) and _is_finite(fps) and fps > 0):
+    if fps is not None and not (is_number(fps) and _is_finite(fps) and fps > 0):
         raise InputError(name, f"fps must be a positive number, got {show(fps)}")
     frames = data.get("frames")
     if not isinstance(frames, list) or not frames:
@@ -273,11 +273,6 @@ def parse_json(data, name: str) -> Trajectory:
     return Trajectory(np.stack(w2c), np.stack(K), width, height)
 
 
-def _is_number(v) -> bool:
-    """A JSON number: an int or a float, not a bool."""
-    return type(v) in (int, float)
-
-
 def _is_finite(v) -> bool:
     """Whether a JSON number is finite (an int always is, however large)."""
     return type(v) is int or math.isfinite(v)
@@ -288,7 +283,7 @@ def _json_matrix(value, shape, name, where) -> np.ndarray:
     :data:`MAX_VALUE`. [*shape]"""
     ok = (isinstance(value, list) and len(value) == shape[0]
           and all(isinstance(row, list) and len(row) == shape[1] for row in value)
-          and all(_is_number(v) for row in value for v in row))
+          and all(is_number(v) for row in value for v in row))
     if not ok:
         raise InputError(name, f"{where}: expected a {shape[0]}x{shape[1]} list of numbers")
     try:

@@ -34,7 +34,7 @@ from dreamdance.preview import removal_preview, scene_preview
 from dreamdance.rundir import RunDir
 from dreamdance.scene import build as field
 from dreamdance.scene.gaussians import load_ply, save_ply
-from dreamdance.scene.removal import check_removal, remove_person
+from dreamdance.scene.removal import remove_person
 from dreamdance.scene.segment import MaskSegmenter, check_mask
 from dreamdance.scene.source import (
     ART,
@@ -195,7 +195,6 @@ def _replacement(cfg: DictConfig) -> None:
     stands. Writes scene/cutout.png, character.png, removed.mp4 (= background.mp4),
     person_mask.mp4, removal.json and preview.png."""
     st, rm = cfg.stage, cfg.scene.removal
-    check_removal(rm.dilate, rm.window)
     person = build(cfg.person)
     image_path = input_file(cfg.image, "image", assets.ART)
     name = f"image={cfg.image or image_path}"

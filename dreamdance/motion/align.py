@@ -233,12 +233,12 @@ def align_poses(driving: PoseSequence, character: CharacterFrame, mode: str = "b
                                                "the art); use motion.align=box without one")
     if mode == "none":
         scale = np.array([character.width / driving.width, character.height / driving.height])
-        parts = {part: _map(getattr(driving, part), scale, np.zeros(2)) for part in PARTS}
+        parts = {part: map_keypoints(getattr(driving, part), scale, np.zeros(2)) for part in PARTS}
     else:
         ref = _reference_frame(driving, threshold, name)
         s, t = box_similarity(pose_box(pose_frame(driving, ref), threshold), character.box)
         if mode == "box":
-            parts = {part: _map(getattr(driving, part), s, t) for part in PARTS}
+            parts = {part: map_keypoints(getattr(driving, part), s, t) for part in PARTS}
         else:
             parts = _retarget(driving, character, s, ref, threshold)
     aligned = PoseSequence(**parts, width=character.width, height=character.height,
@@ -270,8 +270,9 @@ def _reference_frame(driving: PoseSequence, threshold: float, name: str) -> int:
                            "in any frame: nothing to align")
 
 
-def _map(a: np.ndarray, scale, shift) -> np.ndarray:
-    """``p -> scale·p + shift`` on keypoints present (confidence > 0); absent ones stay 0."""
+def map_keypoints(a: np.ndarray, scale, shift) -> np.ndarray:
+    """``p -> scale·p + shift`` on keypoints present (confidence > 0); absent ones stay 0.
+    [..., K, 3] -> [..., K, 3]"""
     out = np.zeros_like(a)
     present = a[..., 2:] > 0
     out[..., :2] = np.where(present, a[..., :2] * scale + shift, 0)
@@ -307,7 +308,7 @@ def _retarget(driving: PoseSequence, character: CharacterFrame, s: float, ref: i
     """``limbs`` mode: every person mapped by ``s`` first, the driver then rebuilt bone by bone;
     finally all translated so the driver's reference box stands on the character's feet."""
     d = driving.driver
-    parts = {part: _map(getattr(driving, part), s, np.zeros(2)) for part in PARTS}
+    parts = {part: map_keypoints(getattr(driving, part), s, np.zeros(2)) for part in PARTS}
     ratios, head = _bone_ratios(character.pose["body"], driving.body[ref, d], s, threshold)
 
     body = driving.body[:, d]                        # (T, 18, 3)
@@ -330,7 +331,7 @@ def _retarget(driving: PoseSequence, character: CharacterFrame, s: float, ref: i
 
     first = {part: parts[part][ref, d] for part in PARTS}
     shift = _foot(character.box) - _foot(pose_box(first, threshold))
-    return {part: _map(a, 1.0, shift) for part, a in parts.items()}
+    return {part: map_keypoints(a, 1.0, shift) for part, a in parts.items()}
 
 
 def ease_in_out(u: np.ndarray) -> np.ndarray:

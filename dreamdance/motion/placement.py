@@ -29,7 +29,7 @@ import numpy as np
 
 from dreamdance.errors import InputError
 from dreamdance.io import read_json, write_json
-from dreamdance.motion.align import Box, box_similarity, pose_box, pose_frame
+from dreamdance.motion.align import Box, box_similarity, map_keypoints, pose_box, pose_frame
 from dreamdance.motion.poses import PARTS, PoseSequence
 
 
@@ -111,14 +111,7 @@ def place_poses(poses: PoseSequence, placement: Placement) -> PoseSequence:
         raise ValueError(f"poses are {poses.width}x{poses.height}, the placement is from "
                          f"{placement.source[0]}x{placement.source[1]}")
     shift = np.asarray(placement.shift, np.float32)
-    parts = {}
-    for part in PARTS:
-        a = getattr(poses, part)
-        out = np.zeros_like(a)
-        present = a[..., 2:] > 0
-        out[..., :2] = np.where(present, a[..., :2] * placement.scale + shift, 0)
-        out[..., 2] = a[..., 2]
-        parts[part] = out
+    parts = {part: map_keypoints(getattr(poses, part), placement.scale, shift) for part in PARTS}
     return PoseSequence(**parts, width=placement.target[0], height=placement.target[1],
                         fps=poses.fps, driver=poses.driver)
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from dreamdance.errors import InputError, show
+from dreamdance.errors import InputError, is_number, show
 from dreamdance.io import read_json, write_json
 
 FORMAT = "dreamdance-poses"
@@ -206,11 +206,6 @@ def _shape(value: Any) -> str:
     return f"shape ({len(value)},)"
 
 
-def is_number(value: Any) -> bool:
-    """A JSON number: an int or a float, not a bool (``true`` is not 1)."""
-    return type(value) in _NUMBER_TYPES
-
-
 def whole_number(value: Any, low: int, high: int) -> int | None:
     """``value`` as an int when it is a whole JSON number (``512`` or ``512.0``) in
     ``low..high``; None otherwise."""
@@ -224,7 +219,7 @@ def finite_array(values: list, name: str, where: str) -> np.ndarray:
 
     Anything else is an :class:`InputError` naming ``name`` at ``where``.
     """
-    if not set(map(type, values)) <= _NUMBER_TYPES:
+    if not set(map(type, values)) <= _NUMBER_TYPES:  # one pass over a long list
         bad = next(v for v in values if not is_number(v))
         raise InputError(name, f"{where}: not a list of numbers (found {show(bad)})")
     try:

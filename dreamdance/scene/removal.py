@@ -41,9 +41,9 @@ import cv2
 import numpy as np
 
 from dreamdance.errors import InputError
-from dreamdance.motion.align import pose_box, pose_frame
+from dreamdance.motion.align import CharacterFrame, align_poses, pose_box, pose_frame
 from dreamdance.motion.mask import pose_masks
-from dreamdance.motion.poses import PARTS, PoseSequence
+from dreamdance.motion.poses import PoseSequence
 from dreamdance.scene.segment import GrabCutSegmenter, seed_box
 
 log = logging.getLogger(__name__)
@@ -346,15 +346,6 @@ class Removal:
                 f"inpainted")
 
 
-def check_removal(dilate: float, window: int) -> None:
-    """Refuse bad ``scene.removal`` settings before anything is written."""
-    if isinstance(dilate, bool) or not isinstance(dilate, int | float) or not (
-            np.isfinite(dilate) and 0 <= dilate <= 0.5):
-        raise InputError(f"scene.removal.dilate={dilate}", "must be a fraction in [0, 0.5]")
-    if isinstance(window, bool) or not isinstance(window, int) or window < 0:
-        raise InputError(f"scene.removal.window={window}", "must be a whole number >= 0")
-
-
 def remove_person(frames: np.ndarray, poses: PoseSequence, dilate: float, window: int,
                   segment=None, name: str = "driving") -> Removal:
     """Every person of ``poses`` painted out of ``frames``: :func:`person_masks` then
@@ -372,13 +363,7 @@ def remove_person(frames: np.ndarray, poses: PoseSequence, dilate: float, window
     t, h, w, _ = frames.shape
     if len(poses) != t:
         raise ValueError(f"{len(poses)} poses for {t} frames")
-    scale = np.array([w / poses.width, h / poses.height], np.float32)
-    parts = {}
-    for part in PARTS:
-        a = getattr(poses, part).copy()
-        a[..., :2] = np.where(a[..., 2:] > 0, a[..., :2] * scale, 0)
-        parts[part] = a
-    poses = PoseSequence(**parts, width=w, height=h, fps=poses.fps, driver=poses.driver)
+    poses = align_poses(poses, CharacterFrame((0, 0, w, h), w, h), "none")
     masks = person_masks(frames, poses, dilate, segment)
     if not masks.any():
         raise InputError(name, "no person to replace in any frame")

@@ -73,14 +73,20 @@ def prepare(folder: str | Path, key: str, is_main: bool) -> Path:
 
 
 def _meta(folder: Path) -> dict | None:
-    """The cache's ``meta.json`` in ``folder``, or None when there is none this cache wrote."""
+    """The cache's ``meta.json`` in ``folder``, or None when there is none this cache wrote.
+
+    Raises:
+        InputError: (naming ``train.cache.folder``) a ``meta.json`` that is not JSON.
+    """
     path = folder / META
     if not path.is_file():
         return None
     try:
         meta = read_json(path)
-    except (ValueError, UnicodeDecodeError):
-        return None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InputError(f"train.cache.folder={folder}", "holds files the latent cache did "
+                         f"not write ({META} is not JSON: {e}): choose a new or empty "
+                         "folder") from None
     return meta if isinstance(meta, dict) and meta.get("format") == FORMAT else None
 
 
