@@ -14,7 +14,6 @@ Errors measured per frame (run with ``-s`` to print them):
   their median; the largest ``|ratio - 1|``.
 """
 
-import dataclasses
 
 import cv2
 import numpy as np
@@ -35,11 +34,12 @@ from dreamdance.motion.camera_track import (
     _solve,
     background_masks,
     essential_fit,
+    noise_level,
     resect,
     rotation_fit,
     track_camera,
     track_klt,
-    track_orb,
+    trackable,
     triangulate,
 )
 
@@ -47,7 +47,7 @@ W, H = 160, 120
 K = intrinsics_from_fov(60.0, W, H)
 N_FRAMES = 12
 # Tuned to 160x120 frames: a smaller KLT window, the person masks grown by half of it.
-CFG = TrackConfig(window=11, mask_dilation=6, min_distance=5.0, max_corners=400, min_tracks=150)
+CFG = TrackConfig(window=11, mask_dilation=6, min_distance=5.0, max_corners=400)
 
 # Bounds, with headroom over what was measured (see the test docstrings).
 # Over scene seeds 0-7: pan max 0.056 deg; orbit (with or without the masked person) rotation
@@ -232,14 +232,12 @@ def orbit(scene):
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", ["klt", "orb"])
-def test_pan_is_a_rotation_about_a_fixed_centre(pan, method):
-    """Measured: KLT max 0.032 deg, mean 0.009; ORB max 0.034, mean 0.020."""
+def test_pan_is_a_rotation_about_a_fixed_centre(pan):
+    """Measured: max 0.032 deg, mean 0.009."""
     frames, true = pan
-    cfg = dataclasses.replace(CFG, method=method)
-    result = track_camera(frames, K, cfg=cfg)
+    result = track_camera(frames, K, cfg=CFG)
     rot = rotation_errors(result.trajectory.w2c, true)
-    print(f"\npan ({method}): rotation error max {rot.max():.3f} deg, mean {rot.mean():.3f}")
+    print(f"\npan: rotation error max {rot.max():.3f} deg, mean {rot.mean():.3f}")
     np.testing.assert_array_equal(result.trajectory.w2c[0], np.eye(4))
     assert result.rotation_only.all(), result.rotation_only
     np.testing.assert_array_equal(result.trajectory.centers, 0.0)  # no translation at all
@@ -300,15 +298,13 @@ def test_unmasked_person_over_a_pan_leaves_a_rotation(pan):
     assert rot.max() < PAN_MAX_DEG, rot
 
 
-@pytest.mark.parametrize("method", ["klt", "orb"])
-def test_features_stay_off_the_grown_masks(orbit, method):
+def test_features_stay_off_the_grown_masks(orbit):
     frames, _ = orbit
     person, masks = add_person(frames)
-    cfg = dataclasses.replace(CFG, method=method)
     gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in person])
-    allowed = background_masks(masks, *masks.shape, cfg.mask_dilation)
+    allowed = background_masks(masks, *masks.shape, CFG.mask_dilation)
     assert (allowed[masks] == 0).all() and (allowed == 0).sum() > masks.sum()
-    ids, pts = (track_klt if method == "klt" else track_orb)(gray, allowed, cfg)
+    ids, pts = track_klt(gray, allowed, CFG)
     for t, p in enumerate(pts):
         assert len(p) >= CFG.min_inliers and len(ids[t]) == len(p)
         xi, yi = np.floor(p).astype(int).T  # the pixel each point lies in
@@ -336,18 +332,45 @@ def test_slow_orbit_accumulates_parallax(scene):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_uniform_video_is_refused():
+def test_a_uniform_video_is_a_still_camera_with_a_warning():
     grey = np.full((4, H, W, 3), 128, np.uint8)
-    with pytest.raises(InputError, match=r"^driving: too uniform"):
-        track_camera(grey, K, cfg=CFG)
-    with pytest.raises(InputError, match=r"^driving=dance.mp4: too uniform"):
-        track_camera(grey, K, cfg=CFG, name="driving=dance.mp4")
+    result = track_camera(grey, K, cfg=CFG)
+    np.testing.assert_array_equal(result.trajectory.w2c, np.repeat(np.eye(4)[None], 4, 0))
+    assert len(result.warnings) == 1 and result.warnings[0].startswith("nothing to track"), \
+        result.warnings
+    assert (result.scale_confidence == 0).all() and (result.inliers == 0).all()
 
 
-def test_masks_covering_the_frames_are_refused(pan):
+def test_noise_only_gives_no_features_and_a_still_camera():
+    """Grey frames with independent sensor noise: corners are found in noise by a relative
+    quality level, and tracked into random motion; the noise floor keeps them out."""
+    rng = np.random.default_rng(0)
+    noisy = np.clip(np.rint(128 + rng.normal(0, 3, (6, H, W, 1))), 0, 255).astype(np.uint8)
+    noisy = np.repeat(noisy, 3, axis=3)
+    level = noise_level(noisy[0, ..., 0])
+    assert 2.7 < level < 3.3, level
+    assert not trackable(noisy[0, ..., 0], CFG.noise_margin).any()
+    result = track_camera(noisy, K, cfg=CFG)
+    np.testing.assert_array_equal(result.trajectory.w2c, np.repeat(np.eye(4)[None], 6, 0))
+    assert "stand out of the noise" in result.warnings[0], result.warnings
+
+
+def test_masks_covering_the_frames_leave_a_still_camera(pan):
     frames, _ = pan
-    with pytest.raises(InputError, match="background"):
-        track_camera(frames[:3], K, np.ones((3, H, W), bool), cfg=CFG)
+    result = track_camera(frames[:3], K, np.ones((3, H, W), bool), cfg=CFG)
+    assert "on the background" in result.warnings[0], result.warnings
+    np.testing.assert_array_equal(result.trajectory.w2c, np.repeat(np.eye(4)[None], 3, 0))
+
+
+def test_revealed_background_is_tracked(pan):
+    """The pan reveals a strip on the right that frame 0 did not see; the frames are topped up
+    with corners there while older tracks still live."""
+    frames, _ = pan
+    ids, pts = track_klt(np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames]),
+                         np.full(frames.shape[:3], 255, np.uint8), CFG)
+    born_late = ~np.isin(ids[-1], ids[0])
+    assert (pts[-1][born_late, 0] > 0.85 * W).sum() >= 5
+    assert np.isin(ids[-1], ids[0]).sum() >= CFG.min_inliers  # old tracks live on
 
 
 def test_fewer_than_two_frames_are_refused(pan):
@@ -366,22 +389,35 @@ def test_shapes_are_checked(pan):
         track_camera(frames, np.eye(4))
 
 
-def test_a_blank_frame_holds_the_pose_with_a_warning(pan):
-    """A frame with nothing to track cannot be placed: it and the frame after it (which shares
-    no track with it) hold the previous pose; the path goes on from there."""
+def test_a_blank_frame_is_bridged_with_a_warning(pan):
+    """A frame with nothing to track cannot be placed: the next frame finds the tracks of the
+    frame before it again, and the blank frame is placed between them, with a warning."""
     frames, true = pan
     frames = frames.copy()
     frames[5] = 128
     result = track_camera(frames, K, cfg=CFG)
-    assert len(result.warnings) == 2 and result.warnings[0].startswith("frame 5:"), \
+    assert len(result.warnings) == 1 and result.warnings[0].startswith("frame 5:"), \
         result.warnings
-    assert "held" in result.warnings[0] and result.warnings[1].startswith("frame 6:")
-    np.testing.assert_array_equal(result.trajectory.w2c[5], result.trajectory.w2c[4])
-    np.testing.assert_array_equal(result.trajectory.w2c[6], result.trajectory.w2c[5])
+    assert "interpolated between frames 4 and 6" in result.warnings[0]
     assert result.scale_confidence[5] == 0 and result.inliers[5] == 0
-    # Motion after the gap is still measured: frames 6 -> 11 turn like the truth.
-    rel_est = result.trajectory.w2c[11] @ invert_rigid(result.trajectory.w2c[6])
-    rel_true = true[11] @ invert_rigid(true[6])
+    rot = rotation_errors(result.trajectory.w2c, true)
+    assert rot.max() < PAN_MAX_DEG, rot  # no offset is left after the gap
+
+
+def test_a_cut_holds_the_pose_and_goes_on(pan):
+    """Frames lost for longer than max_gap hold the last pose; the motion after them is still
+    measured, from the first frame that can be tracked."""
+    frames, true = pan
+    frames = frames.copy()
+    frames[4:8] = 128
+    result = track_camera(frames, K, cfg=CFG)
+    assert [w.split(":")[0] for w in result.warnings] == [f"frame {i}" for i in range(4, 9)], \
+        result.warnings
+    assert all("held from frame 3" in w for w in result.warnings)
+    for i in range(4, 9):
+        np.testing.assert_array_equal(result.trajectory.w2c[i], result.trajectory.w2c[3])
+    rel_est = result.trajectory.w2c[11] @ invert_rigid(result.trajectory.w2c[8])
+    rel_true = true[11] @ invert_rigid(true[8])
     assert rotation_errors(rel_est[None], rel_true[None])[0] < PAN_MAX_DEG
 
 
@@ -410,8 +446,8 @@ def test_a_step_with_no_map_in_view_assumes_its_length():
                                atol=1e-6)
 
 
-@pytest.mark.parametrize("key, value", [("method", "sift"), ("quality", 1.5),
-                                        ("min_inliers", 5), ("ransac_threshold", 0.0)])
+@pytest.mark.parametrize("key, value", [("quality", 1.5), ("min_inliers", 5), ("max_gap", 1.5),
+                                        ("ransac_threshold", 0.0), ("noise_margin", -1)])
 def test_bad_settings_are_input_errors(key, value):
     with pytest.raises(InputError, match=rf"^camtrack\.{key}="):
         TrackConfig(**{key: value})
@@ -461,6 +497,18 @@ def test_essential_fit_and_triangulation_recover_the_motion():
     X_est, valid = triangulate(p1, p2, K, R_est, t_est, 0.5)
     assert valid.all()
     np.testing.assert_allclose(X_est * np.linalg.norm(t), X, rtol=1e-5)
+
+
+def test_far_points_of_a_small_step_are_inliers():
+    """A step of 0.02 sideways before points 3-8 away (150-400 baselines): every point is an
+    inlier and the direction is right (a cheirality check limited to 50 baselines drops them
+    all)."""
+    rng = np.random.default_rng(2)
+    t = np.array([0.02, 0.0, 0.0])
+    _, p1, p2 = _two_views(rng, np.eye(3), t, n=80)
+    R_est, t_est, inl = essential_fit(p1, p2, K, 1.0)
+    assert inl.all(), inl.sum()
+    np.testing.assert_allclose(t_est, [1.0, 0.0, 0.0], atol=1e-4)
 
 
 def test_rotation_fit_and_resection():

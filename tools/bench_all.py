@@ -19,7 +19,8 @@ from pathlib import Path
 from dreamdance.io import write_json, write_text
 from tools.bench_common import machine
 
-SUITES = ("rasterizer", "scene", "animate", "puppet", "removal", "wan_animate", "train")
+SUITES = ("rasterizer", "scene", "animate", "puppet", "removal", "camtrack", "wan_animate",
+          "train")
 COLUMNS = ("benchmark", "case", "ours", "baseline", "ratio", "target", "met")
 DEFAULT_JSON = Path("benchmarks/latest.json")
 
