@@ -8,6 +8,8 @@ a still camera and a warning. The whole suite for both backends runs under ``mak
 
 import numpy as np
 import pytest
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from dreamdance.camera import (
     intrinsics_from_fov,
@@ -19,7 +21,7 @@ from dreamdance.eval.trajectory import path_errors, umeyama
 from tools import camera_suite as cs
 from tools.bench_camtrack import MAX_DIRECTION, MAX_ROTATION, tracker
 
-BACKENDS = ("opencv",)
+BACKENDS = ("opencv", "colmap")
 
 
 def check(result, v, name):
@@ -115,6 +117,18 @@ def test_camera_suite_tool_writes_every_case(tmp_path, monkeypatch):
     np.testing.assert_allclose(traj.w2c, cs.rotating(3, 5.0), atol=1e-9)
     assert (tmp_path / "noise" / "video.mp4").is_file()
     assert (tmp_path / "pan+dancer" / "masks.mp4").is_file()
+
+
+def test_camtrack_config_files_build_each_backend():
+    from dreamdance.motion.camera_track import CameraTracker
+    from dreamdance.motion.colmap_track import ColmapTracker
+
+    assert isinstance(tracker("opencv"), CameraTracker)
+    assert isinstance(tracker("colmap"), ColmapTracker)
+    for backend in BACKENDS:
+        cfg = OmegaConf.load(f"conf/camtrack/{backend}.yaml")
+        assert cfg._target_.endswith(("CameraTracker", "ColmapTracker"))
+        assert instantiate(cfg) is not None
 
 
 # ---------------------------------------------------------------------------------------------

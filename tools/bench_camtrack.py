@@ -29,7 +29,7 @@ from dreamdance.eval.trajectory import path_errors
 from tools import camera_suite
 from tools.bench_common import make_row
 
-BACKENDS = ("opencv",)
+BACKENDS = ("opencv", "colmap")
 QUICK_CASES = [("pan", "dancer"), ("yaw_pitch_roll", ""), ("sideways_1.0", "dancer"),
                ("orbit", "dancer_unmasked"), ("sideways_0.5", "blank")]
 MAX_ROTATION, MAX_DIRECTION = 0.5, 3.0  # degrees: what every frame must meet
