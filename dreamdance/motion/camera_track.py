@@ -219,6 +219,31 @@ def track_camera(
         InputError: fewer than 2 frames.
     """
     cfg = cfg or TrackConfig()
+    frames, K, masks = check_inputs(frames, K, masks, name)
+    T, H, W = frames.shape[:3]
+    gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames])  # [T, H, W]
+    background = background_masks(masks, T, H, W, cfg.mask_dilation)  # [T, H, W] uint8
+    ids, pts = track_klt(gray, background, cfg)
+    counts = np.array([len(i) for i in ids])
+    if counts.max() < cfg.min_features:
+        where = "the background" if masks is not None else "any frame"
+        return still(T, K, W, H, [
+            f"nothing to track: at most {counts.max()} features stand out of the noise on "
+            f"{where} (need {cfg.min_features}); the camera is taken as still"])
+    return _solve(ids, pts, K, W, H, cfg)
+
+
+def check_inputs(frames: np.ndarray, K: np.ndarray, masks: np.ndarray | None,
+                 name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """A camera tracker's inputs as arrays, checked (see :func:`track_camera`).
+
+    Returns:
+        frames [T, H, W, 3] uint8, K [3, 3] float64, masks [T, H, W] bool or None.
+
+    Raises:
+        InputError: fewer than 2 frames.
+        ValueError: shapes or types a caller got wrong.
+    """
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be [T, H, W, 3] uint8, got {frames.shape} {frames.dtype}")
@@ -233,17 +258,7 @@ def track_camera(
         masks = np.asarray(masks, dtype=bool)
         if masks.shape != (T, H, W):
             raise ValueError(f"masks must be [{T}, {H}, {W}] bool, got {masks.shape}")
-
-    gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames])  # [T, H, W]
-    background = background_masks(masks, T, H, W, cfg.mask_dilation)  # [T, H, W] uint8
-    ids, pts = track_klt(gray, background, cfg)
-    counts = np.array([len(i) for i in ids])
-    if counts.max() < cfg.min_features:
-        where = "the background" if masks is not None else "any frame"
-        return still(T, K, W, H, [
-            f"nothing to track: at most {counts.max()} features stand out of the noise on "
-            f"{where} (need {cfg.min_features}); the camera is taken as still"])
-    return _solve(ids, pts, K, W, H, cfg)
+    return frames, K, masks
 
 
 def still(T: int, K: np.ndarray, W: int, H: int, warnings: list[str]) -> TrackResult:

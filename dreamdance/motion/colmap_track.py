@@ -81,7 +81,13 @@ from dreamdance.camera import (
     standardise,
 )
 from dreamdance.errors import InputError
-from dreamdance.motion.camera_track import TrackResult, background_masks, rotation_fit, still
+from dreamdance.motion.camera_track import (
+    TrackResult,
+    background_masks,
+    check_inputs,
+    rotation_fit,
+    still,
+)
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +220,7 @@ def track_colmap(
         InputError: fewer than 2 frames.
     """
     cfg = cfg or ColmapConfig()
-    frames, K, masks = _check_inputs(frames, K, masks, name)
+    frames, K, masks = check_inputs(frames, K, masks, name)
     T, H, W = frames.shape[:3]
     keys = keyframes(T, cfg.max_keyframes)
     if len(keys) < T:
@@ -263,24 +269,6 @@ def track_colmap(
     traj = standardise(Trajectory(result.w2c, np.repeat(K[None], T, axis=0), W, H))
     return TrackResult(traj, result.inliers, result.confidence, result.rotation_only,
                        warnings + result.warnings)
-
-
-def _check_inputs(frames, K, masks, name):
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"frames must be [T, H, W, 3] uint8, got {frames.shape} {frames.dtype}")
-    T, H, W = frames.shape[:3]
-    if T < 2:
-        raise InputError(name, f"a camera path needs at least 2 frames, got {T}")
-    K = np.asarray(K, dtype=np.float64)
-    if K.shape != (3, 3) or not np.isfinite(K).all() or K[0, 0] <= 0 or K[1, 1] <= 0:
-        raise ValueError(f"K must be a finite [3, 3] with positive focal lengths, got shape "
-                         f"{K.shape}")
-    if masks is not None:
-        masks = np.asarray(masks, dtype=bool)
-        if masks.shape != (T, H, W):
-            raise ValueError(f"masks must be [{T}, {H}, {W}] bool, got {masks.shape}")
-    return frames, K, masks
 
 
 def keyframes(T: int, max_keyframes: int | None) -> np.ndarray:
