@@ -517,6 +517,16 @@ def resample(traj: Trajectory, n: int) -> Trajectory:
     return Trajectory(w2c, K, traj.width, traj.height)
 
 
+def interpolate_poses(a: np.ndarray, b: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Poses a fraction ``u`` of the way from ``a`` to ``b``: rotations by slerp, camera
+    centres on the line between. [N, 4, 4] x 2, [N] -> [N, 4, 4]"""
+    q = rotation_to_quaternion(np.stack([a[:, :3, :3], b[:, :3, :3]]))
+    c = invert_rigid(np.stack([a, b]))[..., :3, 3]
+    u = np.asarray(u, dtype=np.float64)
+    return pose_from_rotation_center(quaternion_to_rotation(slerp(q[0], q[1], u)),
+                                     (1.0 - u)[:, None] * c[0] + u[:, None] * c[1])
+
+
 # ---------------------------------------------------------------------------------------------
 # Rotations and quaternions ([x, y, z, w] order, as TUM files use)
 # ---------------------------------------------------------------------------------------------

@@ -61,15 +61,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from dreamdance.camera import (
-    Trajectory,
-    invert_rigid,
-    pose_from_rotation_center,
-    quaternion_to_rotation,
-    rotation_to_quaternion,
-    slerp,
-    standardise,
-)
+from dreamdance.camera import Trajectory, interpolate_poses, standardise
 from dreamdance.errors import InputError
 
 
@@ -756,13 +748,13 @@ class _Chain:
         them (rotations by slerp, centres on the line), with a warning each."""
         a = self.last
         if self.lost:
-            q = rotation_to_quaternion(self.w2c[[a, i], :3, :3])
-            c = invert_rigid(self.w2c[[a, i]])[:, :3, 3]
+            lost = np.array(self.lost)
+            n = len(lost)
+            self.w2c[lost] = interpolate_poses(np.repeat(self.w2c[a][None], n, 0),
+                                               np.repeat(self.w2c[i][None], n, 0),
+                                               (lost - a) / (i - a))
+            self.conf[lost] = 0.0
             for j in self.lost:
-                u = (j - a) / (i - a)
-                R = quaternion_to_rotation(slerp(q[0], q[1], np.array(u)))
-                self.w2c[j] = pose_from_rotation_center(R, (1 - u) * c[0] + u * c[1])
-                self.conf[j] = 0.0
                 self.warnings.append(f"frame {j}: too few background tracks agree on a camera "
                                      f"motion; pose interpolated between frames {a} and {i}")
             self.lost.clear()

@@ -72,14 +72,7 @@ import cv2
 import numpy as np
 import pycolmap
 
-from dreamdance.camera import (
-    Trajectory,
-    pose_from_rotation_center,
-    quaternion_to_rotation,
-    rotation_to_quaternion,
-    slerp,
-    standardise,
-)
+from dreamdance.camera import Trajectory, interpolate_poses, standardise
 from dreamdance.errors import InputError
 from dreamdance.motion.camera_track import (
     TrackResult,
@@ -662,12 +655,7 @@ def fill(keys: np.ndarray, T: int, placed: _Placed) -> _Filled:
     before = np.clip(np.searchsorted(frames_ok, t, side="right") - 1, 0, len(ok) - 1)
     span = frames_ok[after] - frames_ok[before]
     a = np.where(span > 0, (t - frames_ok[before]) / np.maximum(span, 1), 0.0)
-    R = placed.w2c[:, :3, :3]
-    centers = -np.einsum("nji,nj->ni", R, placed.w2c[:, :3, 3])
-    q = rotation_to_quaternion(R[ok])
-    w2c = pose_from_rotation_center(quaternion_to_rotation(slerp(q[before], q[after], a)),
-                                    (1.0 - a)[:, None] * centers[ok][before]
-                                    + a[:, None] * centers[ok][after])
+    w2c = interpolate_poses(placed.w2c[ok][before], placed.w2c[ok][after], a)
     exact = np.isin(t, frames_ok)
     w2c[exact] = placed.w2c[ok][np.searchsorted(frames_ok, t[exact])]
 
