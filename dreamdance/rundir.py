@@ -44,7 +44,7 @@ LOCK, HOLDER = ".lock", ".lock.json"
 _HELD: dict[Path, Any] = {}  # resolved root -> the FileLock this process holds on it
 VERSIONED_PACKAGES = (
     "dreamdance", "torch", "numpy", "diffusers", "transformers", "gsplat", "peft", "accelerate",
-    "hydra-core", "opencv-python-headless", "imageio", "imageio-ffmpeg", "pillow",
+    "hydra-core", "opencv-contrib-python-headless", "imageio", "imageio-ffmpeg", "pillow",
 )
 
 
