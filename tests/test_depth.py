@@ -22,6 +22,7 @@ from dreamdance.scene.depth import (
     depthpro_preprocessing,
     unproject,
 )
+from dreamdance.scene.popup import PopupDepth
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "depth"
 FOV = 60.0  # the tiny model's field-of-view head is set to predict exactly this
@@ -278,7 +279,7 @@ def test_unproject_projects_back_to_pixel_centres():
 
 
 @pytest.mark.parametrize("name,cls", [("plane", PlaneDepth), ("ramp", RampDepth),
-                                      ("depthpro", DepthProEstimator)])
+                                      ("popup", PopupDepth), ("depthpro", DepthProEstimator)])
 def test_config_files_build_their_estimator(name, cls, depthpro_dir):
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
