@@ -96,7 +96,9 @@ def run(cfg: DictConfig) -> None:
 
     if source == ART:
         run_dir.step("scene/segment", ["scene/character.png"],
-                     {**size, "segmenter": _plain(cfg.segmenter)}, segment)
+                     {**size, "segmenter": _plain(cfg.segmenter),
+                      "character_pose": input_file(cfg.character_pose, "character_pose")},
+                     segment)
 
     def plate() -> None:
         prompt = captioner(rgb)
@@ -269,11 +271,16 @@ def _write_character(run_dir: RunDir, cfg: DictConfig, rgb: np.ndarray, mask: np
 
 
 def _segmenter(cfg: DictConfig) -> Any:
-    """The configured segmenter; for the bundled sample art with the default (auto), its mask."""
-    if cfg.image is None and str(cfg.segmenter._target_).endswith("AutoSegmenter"):
+    """The configured segmenter; for the bundled sample art with the default (auto), its mask.
+    The auto segmenter is given the art's own pose (``character_pose=``) to seed GrabCut."""
+    auto = str(cfg.segmenter._target_).endswith("AutoSegmenter")
+    if cfg.image is None and auto:
         log.info("segmenter: the bundled sample's own mask")
         return MaskSegmenter(str(assets.sample_path(assets.ART_MASK)))
-    return build(cfg.segmenter)
+    pose = input_file(cfg.character_pose, "character_pose")
+    if not auto or pose is None:
+        return build(cfg.segmenter)
+    return build(OmegaConf.create({**_plain(cfg.segmenter), "pose": str(pose)}))
 
 
 def _tracked_camera(cfg: DictConfig) -> Path | None:

@@ -15,7 +15,8 @@ Backends:
 - :class:`MaskSegmenter` — a mask file the user drew;
 - :class:`GrabCutSegmenter` — OpenCV GrabCut from a box (CPU, no weights);
 - :class:`BiRefNetSegmenter` — BiRefNet (ZhengPeng7/BiRefNet), the paper's segmenter;
-- :class:`AutoSegmenter` — alpha when the image has a useful one, else GrabCut (the default).
+- :class:`AutoSegmenter` — alpha when the image has a useful one, else GrabCut seeded by the
+  art's pose, or by saliency (the default).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import numpy as np
 from dreamdance.errors import InputError
 from dreamdance.inputs import resolve_device, resolve_dtype
 from dreamdance.media import load_image, to_uint8
+from dreamdance.scene.seeds import PoseSeeds, SaliencySeeds, scale_pose
 from dreamdance.weights import ModelSpec, require_dir
 
 log = logging.getLogger(__name__)
@@ -206,19 +208,51 @@ class GrabCutSegmenter:
                  name: str = "image") -> np.ndarray:
         """Args: rgb ``[H, W, 3]``; alpha ignored. Returns ``[H, W]`` float32."""
         h, w = _check_image(rgb, alpha)
-        x0, y0, x1, y1 = self.box_for(w, h)
+        return self.segment(rgb, self.box_for(w, h), name=name)
+
+    def segment(self, rgb: np.ndarray, seeds: tuple[int, int, int, int] | np.ndarray,
+                name: str = "image") -> np.ndarray:
+        """GrabCut from a box ``(x0, y0, x1, y1)`` or from seeds (``[H, W]`` uint8 GrabCut
+        labels, :mod:`dreamdance.scene.seeds`), then ``min_part``, ``feather`` and the check.
+
+        Args:
+            rgb: ``[H, W, 3]``.
+            seeds: the box (inside: probably character, outside: background), or the labels;
+                these need some background (sure or probable) and some character.
+
+        Returns:
+            ``[H, W]`` float32.
+        """
+        h, w = _check_image(rgb, None)
         scale = min(1.0, self.max_side / max(h, w))
         image = to_uint8(rgb)
+        sw, sh = w, h
         if scale < 1.0:
             sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
             image = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
-            x0, x1 = _scale_span(x0, x1, w, sw)
-            y0, y1 = _scale_span(y0, y1, h, sh)
-        labels = np.zeros(image.shape[:2], np.uint8)
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-        cv2.grabCut(np.ascontiguousarray(image), labels, (x0, y0, x1 - x0, y1 - y0), bgd, fgd,
-                    self.iterations, cv2.GC_INIT_WITH_RECT)
+        cv2.setRNGSeed(0)  # GrabCut's k-means starts from OpenCV's global RNG: same seeds, same cut
+        if isinstance(seeds, np.ndarray):
+            assert seeds.shape == (h, w) and seeds.dtype == np.uint8, (seeds.shape, seeds.dtype)
+            labels = seeds if scale == 1.0 else cv2.resize(seeds, (sw, sh),
+                                                           interpolation=cv2.INTER_NEAREST)
+            labels = np.ascontiguousarray(labels).copy()
+            if not (np.isin(labels, (cv2.GC_BGD, cv2.GC_PR_BGD)).any()
+                    and np.isin(labels, (cv2.GC_FGD, cv2.GC_PR_FGD)).any()):
+                raise ValueError("GrabCut seeds need both background and character pixels")
+            cv2.grabCut(np.ascontiguousarray(image), labels, None, bgd, fgd, self.iterations,
+                        cv2.GC_INIT_WITH_MASK)
+        else:
+            x0, y0, x1, y1 = seeds
+            if scale < 1.0:
+                x0, x1 = _scale_span(x0, x1, w, sw)
+                y0, y1 = _scale_span(y0, y1, h, sh)
+            labels = np.zeros(image.shape[:2], np.uint8)
+            cv2.grabCut(np.ascontiguousarray(image), labels, (x0, y0, x1 - x0, y1 - y0), bgd,
+                        fgd, self.iterations, cv2.GC_INIT_WITH_RECT)
         mask = np.isin(labels, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.float32)
+        if isinstance(seeds, np.ndarray):  # only the pieces holding a sure-character seed
+            mask = _keep_seeded_parts(mask, labels == cv2.GC_FGD)
         if self.min_part > 0:
             mask = _drop_small_parts(mask, self.min_part)
         if scale < 1.0:
@@ -256,6 +290,13 @@ def _scale_span(lo: int, hi: int, n: int, m: int) -> tuple[int, int]:
     return a, max(b, a + 1)
 
 
+def _keep_seeded_parts(mask: np.ndarray, sure: np.ndarray) -> np.ndarray:
+    """The 8-connected pieces of a 0/1 mask that hold a pixel of ``sure`` (all when none does)."""
+    n, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    keep = np.unique(labels[sure & (labels > 0)])
+    return np.isin(labels, keep).astype(np.float32) if len(keep) else mask
+
+
 def _drop_small_parts(mask: np.ndarray, min_part: float) -> np.ndarray:
     """Keep the 8-connected pieces of a 0/1 mask with at least ``min_part`` x the largest area."""
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
@@ -267,29 +308,85 @@ def _drop_small_parts(mask: np.ndarray, min_part: float) -> np.ndarray:
 
 
 class AutoSegmenter:
-    """The image's alpha when it has a useful one, else GrabCut (the choice is logged).
+    """The image's alpha when it has a useful one, else GrabCut, seeded by the best guide at
+    hand (the choice is logged):
 
-    An alpha channel is used when more than 1 % of its pixels are transparent (alpha < 0.5);
-    an opaque one (a flat JPEG saved as PNG) says nothing about the character.
+    1. the alpha channel, when more than 1 % of its pixels are transparent (alpha < 0.5); an
+       opaque one (a flat JPEG saved as PNG) says nothing about the character;
+    2. ``box``, when given: GrabCut from that box;
+    3. the art's own pose (``pose``), when given and confident: GrabCut from
+       :class:`~dreamdance.scene.seeds.PoseSeeds`;
+    4. saliency: GrabCut from :class:`~dreamdance.scene.seeds.SaliencySeeds`;
+    5. when saliency finds no figure: GrabCut from the default box (the middle 60 % x 90 %).
 
     Args:
         box, iterations, max_side, feather, min_part: as in :class:`GrabCutSegmenter`.
+        pose_seeds: how the pose seeds GrabCut (default: :class:`PoseSeeds`'s defaults).
+        saliency_seeds: how saliency seeds GrabCut (default: :class:`SaliencySeeds`'s).
+        pose: the art's own pose file (ours or OpenPose JSON; its first frame's driver), in
+            the pixels of the frame the file states; scaled to the image it is called on, whose
+            aspect ratio must match. Given by the scene stage from ``character_pose=``.
     """
 
     def __init__(self, box: Sequence[float] | None = None, iterations: int = 5,
-                 max_side: int = 1024, feather: int = 0, min_part: float = 0.1):
+                 max_side: int = 1024, feather: int = 0, min_part: float = 0.1,
+                 pose_seeds: PoseSeeds | None = None,
+                 saliency_seeds: SaliencySeeds | None = None,
+                 pose: str | Path | None = None):
         self.grabcut = GrabCutSegmenter(box, iterations, max_side, feather, min_part)
+        self.pose_seeds = pose_seeds or PoseSeeds()
+        self.saliency_seeds = saliency_seeds or SaliencySeeds()
+        self.pose, self.pose_name, self.pose_size = None, None, None
+        if pose is not None:
+            from dreamdance.motion.align import pose_frame
+            from dreamdance.motion.sources import read_pose_file
+
+            self.pose_name = f"character_pose={pose}"
+            poses = read_pose_file(Path(str(pose)).expanduser(), self.pose_name, fps=8.0)
+            if len(poses) and poses.num_people:
+                self.pose, self.pose_size = pose_frame(poses, 0), (poses.width, poses.height)
+            else:
+                log.warning("segmenter=auto: %s has no person; not used", self.pose_name)
 
     def __call__(self, rgb: np.ndarray, alpha: np.ndarray | None = None,
                  name: str = "image") -> np.ndarray:
         """Args: rgb ``[H, W, 3]``; alpha ``[H, W]`` or None. Returns ``[H, W]`` float32."""
-        _check_image(rgb, alpha)
+        h, w = _check_image(rgb, alpha)
         if alpha is not None and float((np.asarray(alpha) >= 0.5).mean()) < MAX_COVER:
             log.info("segmenter=auto: %s has a transparent background, using its alpha", name)
             return check_mask(alpha, name)
         why = "no alpha channel" if alpha is None else "an opaque alpha channel"
-        log.info("segmenter=auto: %s has %s, using GrabCut", name, why)
+        if self.grabcut.box is not None:
+            log.info("segmenter=auto: %s has %s, using GrabCut from segmenter.box=%s", name,
+                     why, _format_list(self.grabcut.box))
+            return self.grabcut(rgb, None, name=name)
+        if self.pose is not None:
+            seeds = self.pose_seeds(self._scaled_pose(w, h), w, h)
+            if seeds is not None:
+                log.info("segmenter=auto: %s has %s, using GrabCut seeded by its pose (%s)",
+                         name, why, self.pose_name)
+                return self.grabcut.segment(rgb, seeds, name=name)
+            log.info("segmenter=auto: %s has no confident body; not used", self.pose_name)
+        seeds = self.saliency_seeds(to_uint8(rgb))
+        if seeds is not None:
+            log.info("segmenter=auto: %s has %s and no pose, using GrabCut seeded by saliency "
+                     "(%s)", name, why, self.saliency_seeds.method)
+            return self.grabcut.segment(rgb, seeds, name=name)
+        log.info("segmenter=auto: %s has %s and no pose, and saliency found no figure: using "
+                 "GrabCut from the middle 60 %% x 90 %% of the image", name, why)
         return self.grabcut(rgb, None, name=name)
+
+    def _scaled_pose(self, width: int, height: int) -> dict[str, np.ndarray]:
+        """The pose in the pixels of a ``width x height`` image (aspect ratio checked)."""
+        pw, ph = self.pose_size
+        change = abs((pw / ph) / (width / height) - 1.0)
+        allowed = MAX_ASPECT_CHANGE + SNAP / width + SNAP / height
+        if change > allowed:
+            raise InputError(self.pose_name, f"is for a {pw}x{ph} frame but the image is "
+                                             f"{width}x{height}: their aspect ratios differ by "
+                                             f"{change:.1%} (more than {allowed:.1%}); give the "
+                                             "pose of this image")
+        return scale_pose(self.pose, width / pw, height / ph)
 
 
 # --------------------------------------------------------------------------------------------
