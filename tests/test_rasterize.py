@@ -91,6 +91,59 @@ def test_small_chunks_and_bands_match_dense(monkeypatch):
         torch.testing.assert_close(g, ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item())
 
 
+@pytest.mark.parametrize("small_bands", [False, True])
+def test_forward_only_path_is_as_close_to_float64_as_the_dense_twin(monkeypatch, small_bands):
+    """Without autograd the bands are composited as they are enumerated (log-space running
+    transmittance, alpha as the sum of the weights): as close to the float64 image as the
+    float32 dense reference is, and no further from it than a float32 rounding."""
+    if small_bands:
+        monkeypatch.setattr(rz, "PAIRS_PER_BAND", 50)
+        monkeypatch.setattr(rz, "BAND_PIXELS", 20)
+    scene = random_scene(seed=2)
+    with torch.no_grad():
+        outs = rasterize_torch(**scene, width=W, height=H, tile_size=4)
+        dense = rasterize_dense(**scene, width=W, height=H)
+        exact = rasterize_dense(**{k: v.double() for k, v in scene.items()}, width=W, height=H)
+    for name, out, ref, ex in zip(("rgb", "depth", "alpha"), outs, dense, exact, strict=True):
+        err, ref_err = ((out.double() - ex).abs().max().item(),
+                        (ref.double() - ex).abs().max().item())
+        assert err <= 2 * ref_err + 1e-6, f"{name}: {err:.2e} against the dense {ref_err:.2e}"
+        torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-4, msg=lambda m, n=name: f"{n}: {m}")
+
+
+def test_fit_renders_only_what_the_trainable_gaussians_reach():
+    """fit's shortcut (frozen Gaussians beyond the trainable ones' footprints come from one
+    frozen-only render) gives the full render's image and gradients."""
+    from dreamdance.scene.fit import View, _render_over, footprints, photometric_loss
+    from dreamdance.scene.gaussians import Gaussians
+
+    scene = random_scene(n=400, cameras=1, seed=5)
+    g = Gaussians(scene["means"], scene["quats"], scene["scales"].log(),
+                  torch.logit(scene["opacities"]), scene["colors"])
+    fixed, new = g.subset(slice(0, 380)), g.subset(slice(380, None)).requires_grad_(True)
+    w2c, K = scene["viewmats"][0], scene["Ks"][0]
+    view = View(torch.rand(H, W, 3), torch.rand(H, W) > 0.2, w2c, K)
+    params = [new.means, new.quats, new.log_scales, new.logit_opacities, new.colors]
+    both = Gaussians.cat([fixed, new])
+    full = rasterize_torch(both.means, both.quats, both.scales, both.opacities, both.colors,
+                           w2c[None], K[None], W, H)[0][0]
+    loss = photometric_loss(full, view.rgb, view.mask)
+    grads = torch.autograd.grad(loss, params)
+    with torch.no_grad():
+        backdrop = rasterize_torch(fixed.means, fixed.quats, fixed.scales, fixed.opacities,
+                                   fixed.colors, w2c[None], K[None], W, H)[0][0]
+    boxes = footprints(fixed, w2c, K, W, H)
+    fast = _render_over(fixed, new, view, backdrop, boxes, "torch")
+    fast_grads = torch.autograd.grad(photometric_loss(fast, view.rgb, view.mask), params)
+    torch.testing.assert_close(fast, full)
+    for name, a, b in zip(("means", "quats", "log_scales", "opacities", "colors"), fast_grads,
+                          grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6, msg=lambda m, n=name: f"{n}: {m}")
+    assert grads[0].abs().sum() > 0  # the trainable ones are seen
+    covered = footprints(new, w2c, K, W, H)
+    assert (covered[:, 2] >= covered[:, 0]).sum() > 5  # and reach some pixels
+
+
 def test_gradcheck_float64():
     gen = torch.Generator().manual_seed(2)
     n = 3
@@ -273,5 +326,12 @@ def test_benchmark_tool(tmp_path):
         assert base[key] > 0, key
     assert result["gaussians"] == 300 and result["size"] == 24 and base["size"] <= 24
     out = tmp_path / "bench.json"
-    assert main(["--gaussians", "100", "--size", "16", "--repeats", "1", "--json", str(out)]) == 0
+    assert main(["--gaussians", "100", "--size", "16", "--repeats", "1", "--json", str(out),
+                 "--scene", "depth"]) == 0
     assert '"forward_backward_s"' in out.read_text()
+    deep = run(size=24, repeats=1, scene="deep", deep_gaussians=60)["deep"]
+    assert deep["overlaps_per_pixel"] > 5 and deep["forward_s"] > 0  # deep: many per pixel
+    assert deep["forward_backward_s"] > 0 and "baseline" not in run(
+        size=8, repeats=1, scene="deep", deep_gaussians=5)
+    assert main(["--size", "16", "--repeats", "1", "--scene", "both", "--gaussians", "50",
+                 "--deep-gaussians", "30"]) == 0

@@ -1,11 +1,15 @@
-"""Benchmark the PyTorch Gaussian rasteriser on a depth-map-like scene.
+"""Benchmark the PyTorch Gaussian rasteriser on a depth-map-like scene and on a deep one.
 
-    python -m tools.bench_rasterizer [--gaussians 50000] [--size 256] [--repeats 5] [--json OUT]
+    python -m tools.bench_rasterizer [--scene depth|deep|both] [--gaussians 50000] [--size 256]
+        [--deep-gaussians 12000] [--repeats 5] [--json OUT]
 
-The scene is what the scene stage fits: one Gaussian per pixel of a smooth random depth map
-(a tilted ground, a wavy wall and a few boxes in front), unprojected through a 60 degree camera,
-isotropic with scale depth / focal / sqrt(2), opacity 0.8. It is rendered by the same camera at
-``size x size``. Times are medians over ``repeats`` runs after one warm-up: forward without
+The depth scene is what the scene stage fits: one Gaussian per pixel of a smooth random depth
+map (a tilted ground, a wavy wall and a few boxes in front), unprojected through a 60 degree
+camera, isotropic with scale depth / focal / sqrt(2), opacity 0.8: about one layer of splats.
+The deep scene is a random cloud in a box in front of the camera (depths 2 to 4, filling the
+view), anisotropic splats of a few pixels with opacities 0.05 to 0.35, so that dozens overlap
+at each pixel before any reaches the transmittance stop (the mean number of composited splats
+per pixel is reported). Both are rendered by the same camera at ``size x size``. Times are medians over ``repeats`` runs after one warm-up: forward without
 autograd, and forward + backward of a weighted sum of rgb, depth and alpha. As a baseline
 measured in the same run, the dense reference (every Gaussian against every pixel) and the
 PyTorch rasteriser render the same kind of scene at a size the dense one can hold. Peak memory
@@ -27,7 +31,12 @@ from pathlib import Path
 
 import torch
 
-from dreamdance.scene.rasterize import rasterize, rasterize_dense, rasterize_torch
+from dreamdance.scene.rasterize import (
+    contributing_pairs,
+    rasterize,
+    rasterize_dense,
+    rasterize_torch,
+)
 from tools.bench_common import (
     cpu_peak_gb,
     cuda_available,
@@ -78,7 +87,38 @@ def make_scene(gaussians: int, size: int, seed: int = 0) -> dict:
                 viewmats=torch.eye(4)[None], Ks=Ks, width=size, height=size)
 
 
-def run(gaussians: int = 50000, size: int = 256, repeats: int = 5) -> dict:
+def make_deep_scene(gaussians: int, size: int, seed: int = 0) -> dict:
+    """A cloud of ``gaussians`` splats in a box in front of a camera rendering ``size x size``:
+    many overlap at each pixel. Returns the keyword arguments of :func:`rasterize_torch`."""
+    gen = torch.Generator().manual_seed(seed)
+    n = gaussians
+    z = 2.0 + 2.0 * torch.rand(n, generator=gen)  # [N] depths 2 to 4
+    half = math.tan(math.radians(FOV_DEG) / 2)
+    xy = (torch.rand(n, 2, generator=gen) * 2 - 1) * half * z[:, None]  # inside the frustum
+    means = torch.cat([xy, z[:, None]], -1)
+    # a few pixels across at any size: the footprints scale with the image
+    pixel = 2 * half * 3.0 / size  # world size of a pixel at depth 3
+    scales = pixel * torch.exp(torch.rand(n, 3, generator=gen) * 1.5) * 1.5
+    f = 0.5 * size / half
+    Ks = torch.tensor([[[f, 0.0, size / 2], [0.0, f, size / 2], [0.0, 0.0, 1.0]]])
+    return dict(means=means, quats=torch.randn(n, 4, generator=gen), scales=scales,
+                opacities=0.05 + 0.3 * torch.rand(n, generator=gen),
+                colors=torch.rand(n, 3, generator=gen), viewmats=torch.eye(4)[None], Ks=Ks,
+                width=size, height=size)
+
+
+def overlaps_per_pixel(scene: dict) -> float:
+    """Mean number of splats composited per pixel (pairs before the transmittance stop)."""
+    names = ("means", "quats", "scales", "opacities", "viewmats", "Ks", "width", "height")
+    pixels, _ = contributing_pairs(**{k: scene[k] for k in names})
+    return pixels.numel() / (scene["width"] * scene["height"])
+
+
+SCENES = ("depth", "deep", "both")
+
+
+def run(gaussians: int = 50000, size: int = 256, repeats: int = 5, scene: str = "depth",
+        deep_gaussians: int = 12000) -> dict:
     """Time and measure the rasteriser; returns the figures printed by :func:`main`.
 
     Keys: ``gaussians``, ``size``, ``repeats``, ``threads``, ``load_average`` (1-minute load
@@ -88,11 +128,31 @@ def run(gaussians: int = 50000, size: int = 256, repeats: int = 5) -> dict:
     ``gaussians``, ``size``, ``dense_forward_s``, ``dense_forward_backward_s``,
     ``torch_forward_s``, ``torch_forward_backward_s``, ``speedup_forward``,
     ``speedup_forward_backward``, ``dense_peak_rss_mb``, ``torch_peak_rss_mb``.
+    ``scene="deep"`` gives, instead of the depth scene's figures, ``deep`` with ``gaussians``
+    (``deep_gaussians``), ``size``, ``overlaps_per_pixel``, ``forward_s``,
+    ``forward_backward_s`` and ``peak_rss_mb``; ``scene="both"`` gives both.
     """
-    if gaussians < 1 or size < 1 or repeats < 1:
-        raise ValueError(f"gaussians, size and repeats must be positive, got "
-                         f"{gaussians}, {size}, {repeats}")
+    if gaussians < 1 or size < 1 or repeats < 1 or deep_gaussians < 1:
+        raise ValueError(f"gaussians, deep_gaussians, size and repeats must be positive, got "
+                         f"{gaussians}, {deep_gaussians}, {size}, {repeats}")
+    if scene not in SCENES:
+        raise ValueError(f"scene must be one of {', '.join(SCENES)}, got {scene!r}")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    result = {"size": size, "repeats": repeats, "threads": torch.get_num_threads(),
+              "load_average": load, "scene": scene}
+    if scene != "depth":
+        deep = make_deep_scene(deep_gaussians, size)
+        fwd, fwd_bwd, peak = _measure(rasterize_torch, deep, repeats)
+        result["deep"] = {"gaussians": deep_gaussians, "size": size,
+                          "overlaps_per_pixel": overlaps_per_pixel(deep), "forward_s": fwd,
+                          "forward_backward_s": fwd_bwd, "peak_rss_mb": peak}
+    if scene == "deep":
+        return result
+    return {**result, **_depth_run(gaussians, size, repeats)}
+
+
+def _depth_run(gaussians: int, size: int, repeats: int) -> dict:
+    """The depth scene's figures and the dense baseline (see :func:`run`)."""
     scene = make_scene(gaussians, size)
     start_rss = status_mb("VmRSS:")
     fwd, fwd_bwd, peak = _measure(rasterize_torch, scene, repeats)
@@ -105,10 +165,6 @@ def run(gaussians: int = 50000, size: int = 256, repeats: int = 5) -> dict:
     t_fwd, t_fwd_bwd, t_peak = _measure(rasterize_torch, small_scene, repeats)
     return {
         "gaussians": gaussians,
-        "size": size,
-        "repeats": repeats,
-        "threads": torch.get_num_threads(),
-        "load_average": load,
         "forward_s": fwd,
         "forward_backward_s": fwd_bwd,
         "peak_rss_mb": peak,
@@ -161,9 +217,10 @@ def suite(repeats: int = 5, gpu: bool = False, quick: bool = False) -> list[dict
     """Rows for ``tools.bench_all``: the PyTorch rasteriser against the dense reference on CPU
     (forward, forward + backward), the main scene's times and peak memory, and with ``gpu``
     ours against gsplat on CUDA (skipped with a note where there is no CUDA)."""
-    gaussians, size = (6000, 48) if quick else (50000, 256)
+    gaussians, deep, size = (6000, 600, 48) if quick else (50000, 12000, 256)
     n = quick_repeats(repeats, quick)
-    rows = _cpu_rows(run(gaussians, size, n))
+    result = run(gaussians, size, n, scene="both", deep_gaussians=deep)
+    rows = _cpu_rows(result) + _deep_rows(result)
     if gpu:
         rows += _gpu_rows(n, *((4000, 64) if quick else (GPU_GAUSSIANS, GPU_SIZE)))
     return rows
@@ -189,6 +246,22 @@ def _cpu_rows(result: dict) -> list[dict]:
         make_row("rasterizer", f"peak memory ({main_case})", "memory", "GB",
                  result["peak_rss_mb"] / 1024, repeats=n,
                  notes=f"process peak RSS; {result['start_rss_mb'] / 1024:.2f} GB before it"),
+    ]
+
+
+def _deep_rows(result: dict) -> list[dict]:
+    """Rows of the deep scene of one :func:`run` result."""
+    d, n = result["deep"], result["repeats"]
+    case = (f"deep scene, {d['gaussians']} Gaussians @ {d['size']}^2, "
+            f"{d['overlaps_per_pixel']:.0f} per pixel")
+    notes = f"threads {result['threads']}, load {result['load_average']:.2f}"
+    return [
+        make_row("rasterizer", f"forward ({case})", "time", "s", d["forward_s"], repeats=n,
+                 notes=notes),
+        make_row("rasterizer", f"forward+backward ({case})", "time", "s",
+                 d["forward_backward_s"], repeats=n, notes=notes),
+        make_row("rasterizer", f"peak memory ({case})", "memory", "GB", d["peak_rss_mb"] / 1024,
+                 repeats=n, notes="process peak RSS"),
     ]
 
 
@@ -233,34 +306,43 @@ def _cuda_figures(render, scene: dict, repeats: int) -> tuple[float, float, floa
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.bench_rasterizer",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("--gaussians", type=int, default=50000)
+    parser.add_argument("--scene", choices=SCENES, default="both")
+    parser.add_argument("--gaussians", type=int, default=50000, help="of the depth scene")
+    parser.add_argument("--deep-gaussians", type=int, default=12000, help="of the deep scene")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
     try:
-        result = run(args.gaussians, args.size, args.repeats)
+        result = run(args.gaussians, args.size, args.repeats, args.scene, args.deep_gaussians)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    b = result["baseline"]
-    rows = [
-        ("scene", "forward s", "fwd+bwd s", "peak RSS MB"),
-        (f"torch {result['gaussians']} @ {result['size']}^2", f"{result['forward_s']:.3f}",
-         f"{result['forward_backward_s']:.3f}", f"{result['peak_rss_mb']:.0f}"),
-        (f"dense {b['gaussians']} @ {b['size']}^2", f"{b['dense_forward_s']:.3f}",
-         f"{b['dense_forward_backward_s']:.3f}", f"{b['dense_peak_rss_mb']:.0f}"),
-        (f"torch {b['gaussians']} @ {b['size']}^2", f"{b['torch_forward_s']:.3f}",
-         f"{b['torch_forward_backward_s']:.3f}", f"{b['torch_peak_rss_mb']:.0f}"),
-        ("dense / torch", f"{b['speedup_forward']:.1f}x", f"{b['speedup_forward_backward']:.1f}x",
-         ""),
-    ]
+    rows = [("scene", "forward s", "fwd+bwd s", "peak RSS MB")]
+    if "deep" in result:
+        d = result["deep"]
+        rows.append((f"deep {d['gaussians']} @ {d['size']}^2, "
+                     f"{d['overlaps_per_pixel']:.1f} per pixel", f"{d['forward_s']:.3f}",
+                     f"{d['forward_backward_s']:.3f}", f"{d['peak_rss_mb']:.0f}"))
+    if "baseline" in result:
+        b = result["baseline"]
+        rows += [
+            (f"torch {result['gaussians']} @ {result['size']}^2", f"{result['forward_s']:.3f}",
+             f"{result['forward_backward_s']:.3f}", f"{result['peak_rss_mb']:.0f}"),
+            (f"dense {b['gaussians']} @ {b['size']}^2", f"{b['dense_forward_s']:.3f}",
+             f"{b['dense_forward_backward_s']:.3f}", f"{b['dense_peak_rss_mb']:.0f}"),
+            (f"torch {b['gaussians']} @ {b['size']}^2", f"{b['torch_forward_s']:.3f}",
+             f"{b['torch_forward_backward_s']:.3f}", f"{b['torch_peak_rss_mb']:.0f}"),
+            ("dense / torch", f"{b['speedup_forward']:.1f}x",
+             f"{b['speedup_forward_backward']:.1f}x", ""),
+        ]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for r in rows:
         print("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                         for i, (c, w) in enumerate(zip(r, widths, strict=True))))
-    print(f"resident before the main scene: {result['start_rss_mb']:.0f} MB; "
-          f"threads: {result['threads']}; repeats: {result['repeats']} (median); "
+    before = (f"resident before the depth scene: {result['start_rss_mb']:.0f} MB; "
+              if "start_rss_mb" in result else "")
+    print(f"{before}threads: {result['threads']}; repeats: {result['repeats']} (median); "
           f"load average before the run: {result['load_average']:.2f}")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -10,9 +10,11 @@ import logging
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from dreamdance.scene.gaussians import Gaussians
+from dreamdance.scene.rasterize import project_gaussians
 from dreamdance.scene.render import render
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,13 @@ def fit(frozen: Gaussians | None, trainable: Gaussians, views: list[View],
         cfg: FitConfig | None = None, desc: str = "fit") -> Gaussians:
     """Optimise ``trainable`` (with ``frozen`` rendered alongside, unchanged) on random views.
 
+    With frozen Gaussians, each step renders only what the trainable ones can change: the
+    pixels inside their footprints (:func:`footprints`) are rendered from the trainable
+    Gaussians and the frozen ones whose footprints reach those pixels; every other pixel is
+    the view's frozen-only render, made once (without autograd). A pixel's colour depends only
+    on the Gaussians whose footprints hold it, so the image, the loss and the gradients are
+    those of rendering everything.
+
     Returns the trained Gaussians, detached. The last loss is logged.
     """
     cfg = cfg or FitConfig()
@@ -92,14 +101,66 @@ def fit(frozen: Gaussians | None, trainable: Gaussians, views: list[View],
     ], eps=1e-15)
     rng = torch.Generator().manual_seed(cfg.seed)
     fixed = frozen.detach() if frozen is not None and len(frozen) else None
+    backdrops: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # view -> frozen-only render
     loss = torch.tensor(float("nan"))
     for _ in tqdm(range(cfg.steps), desc=desc, leave=False):
-        v = views[int(torch.randint(len(views), (1,), generator=rng))]
-        scene = g if fixed is None else Gaussians.cat([fixed, g])
-        out = render(scene, v.w2c, v.K, *v.size, backend=cfg.backend)
-        loss = photometric_loss(out.rgb, v.rgb, v.mask, cfg.ssim_weight)
+        j = int(torch.randint(len(views), (1,), generator=rng))
+        v = views[j]
+        if fixed is None:
+            rgb = render(g, v.w2c, v.K, *v.size, backend=cfg.backend).rgb
+        else:
+            if j not in backdrops:
+                with torch.no_grad():
+                    backdrops[j] = (render(fixed, v.w2c, v.K, *v.size, backend=cfg.backend).rgb,
+                                    footprints(fixed, v.w2c, v.K, *v.size))
+            rgb = _render_over(fixed, g, v, *backdrops[j], cfg.backend)
+        loss = photometric_loss(rgb, v.rgb, v.mask, cfg.ssim_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
     log.debug("%s: last loss %.4f over %d steps", desc, float(loss.detach()), cfg.steps)
     return g.detach()
+
+
+def footprints(g: Gaussians, w2c: torch.Tensor, K: torch.Tensor, width: int,
+               height: int) -> torch.Tensor:
+    """Pixel boxes ``(x0, y0, x1, y1)`` (inclusive) that hold every pixel where each Gaussian
+    reaches alpha 1/255 in this camera (the rasteriser's boxes); ``x1 < x0`` for a Gaussian
+    that is dropped or off the image. [N, 4] int64"""
+    with torch.no_grad():
+        means2d, _, _, radii = project_gaussians(
+            g.means, g.quats, g.scales, g.opacities, w2c[None].to(g.means),
+            K[None].to(g.means), width, height)
+        (mx, my), (rx, ry) = means2d[0].unbind(-1), radii[0].to(means2d.dtype).unbind(-1)
+        boxes = torch.stack([torch.ceil(mx - rx - 0.5).clamp(min=0),
+                             torch.ceil(my - ry - 0.5).clamp(min=0),
+                             torch.floor(mx + rx - 0.5).clamp(max=width - 1),
+                             torch.floor(my + ry - 0.5).clamp(max=height - 1)], -1).long()
+        kept = (radii[0] > 0).all(-1) & (boxes[:, 2] >= boxes[:, 0]) & (boxes[:, 3] >= boxes[:, 1])
+        return torch.where(kept[:, None], boxes, boxes.new_tensor([0, 0, -1, -1]))
+
+
+def _render_over(fixed: Gaussians, g: Gaussians, v: View, backdrop: torch.Tensor,
+                 fixed_boxes: torch.Tensor, backend: str) -> torch.Tensor:
+    """``render(cat([fixed, g]))``'s colour, rendering only the pixels ``g`` reaches (with the
+    frozen Gaussians that reach them); elsewhere ``backdrop``, the frozen-only render. [H, W, 3]"""
+    width, height = v.size
+    region = _box_union(footprints(g, v.w2c, v.K, width, height), width, height)  # [H, W]
+    sat = F.pad(region.long().cumsum(0).cumsum(1), (1, 0, 1, 0))  # [H + 1, W + 1]
+    x0, y0, x1, y1 = fixed_boxes.unbind(-1)
+    x1, y1 = torch.maximum(x1, x0 - 1) + 1, torch.maximum(y1, y0 - 1) + 1  # exclusive ends
+    reach = (sat[y1, x1] - sat[y0, x1] - sat[y1, x0] + sat[y0, x0]) > 0  # [N_fixed]
+    out = render(Gaussians.cat([fixed.subset(reach), g]), v.w2c, v.K, width, height,
+                 backend=backend)
+    return torch.where(region[..., None], out.rgb, backdrop)
+
+
+def _box_union(boxes: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """The pixels inside any of the inclusive ``boxes [N, 4]`` (empty where ``x1 < x0``).
+    [H, W] bool"""
+    boxes = boxes[(boxes[:, 2] >= boxes[:, 0]) & (boxes[:, 3] >= boxes[:, 1])]
+    x0, y0, x1, y1 = boxes.unbind(-1)
+    diff = torch.zeros(height + 1, width + 1, dtype=torch.long, device=boxes.device)
+    for ys, xs, sign in ((y0, x0, 1), (y0, x1 + 1, -1), (y1 + 1, x0, -1), (y1 + 1, x1 + 1, 1)):
+        diff.index_put_((ys, xs), torch.full_like(ys, sign), accumulate=True)
+    return diff.cumsum(0).cumsum(1)[:height, :width] > 0

@@ -32,6 +32,9 @@ composites each pixel's list, padded to the longest list of a chunk of pixels. W
 scale with the number of contributing pairs, not with pixels times Gaussians or with tiles
 times their lists: the image is enumerated in bands of tile rows holding a bounded number of
 pairs, and several composited chunks are recomputed in the backward pass rather than stored.
+Without autograd (no input requires a gradient) each band's pairs are composited as soon as
+they are enumerated, on the flat sorted pairs, and nothing is kept: the renders of the
+background video, the warps and the candidate ranking take this path.
 :func:`rasterize_dense` is its reference twin: every Gaussian against every pixel, small
 scenes only.
 """
@@ -242,6 +245,12 @@ def rasterize_torch(
         *colors.repeat(C, 1).unbind(-1),
         depths.reshape(C * N),
     ]
+    if not (torch.is_grad_enabled() and any(p.requires_grad for p in params)):
+        # forward only: composite each band's pairs as they are enumerated
+        sums, trans = _composite_bands(params[:6], torch.stack(params[6:], -1), depths, radii,
+                                       width, height, tile_size)  # [C * H * W, 4], [C * H * W]
+        return _finish(sums.reshape(C, height, width, 4), trans.reshape(C, height, width, 1),
+                       backgrounds)
     pixels, gids = _contributing_pairs(
         [p.detach() for p in params[:6]], depths.detach(), radii, width, height, tile_size
     )  # [Q], [Q]: grouped by pixel, front to back within a pixel
@@ -268,6 +277,39 @@ def rasterize_torch(
     trans = means.new_ones(n_pixels).index_copy(0, pix, torch.cat(out_trans))
     return _finish(sums.reshape(C, height, width, 4), trans.reshape(C, height, width, 1),
                    backgrounds)
+
+
+def contributing_pairs(
+    means: Tensor,  # [N, 3]
+    quats: Tensor,  # [N, 4]
+    scales: Tensor,  # [N, 3]
+    opacities: Tensor,  # [N]
+    viewmats: Tensor,  # [C, 4, 4]
+    Ks: Tensor,  # [C, 3, 3]
+    width: int,
+    height: int,
+    near_plane: float = 0.01,
+    far_plane: float = 1e10,
+    eps2d: float = 0.3,
+    tile_size: int = 16,
+) -> tuple[Tensor, Tensor]:
+    """The (pixel, Gaussian) pairs :func:`rasterize_torch` composites (alpha >= 1/255, before
+    each pixel's transmittance stop, with a small margin): how deep a scene is.
+
+    Args: as :func:`rasterize`.
+
+    Returns:
+        pixels: flat pixel index ``(camera * H + y) * W + x``, grouped by pixel. [Q] int64
+        gaussians: flat index ``camera * N + n``, front to back within a pixel. [Q] int64
+    """
+    with torch.no_grad():
+        means2d, conics, depths, radii = project_gaussians(
+            means, quats, scales, opacities, viewmats, Ks, width, height,
+            near_plane=near_plane, far_plane=far_plane, eps2d=eps2d)
+        C, N = depths.shape
+        params = [*means2d.reshape(C * N, 2).unbind(-1), *conics.reshape(C * N, 3).unbind(-1),
+                  opacities.repeat(C)]
+        return _contributing_pairs(params, depths, radii, width, height, tile_size)
 
 
 def rasterize_dense(
@@ -401,23 +443,114 @@ def _contributing_pairs(
 ) -> tuple[Tensor, Tensor]:
     """The (pixel, Gaussian) pairs that are blended, front to back within each pixel.
 
-    Each Gaussian is binned into the pixels of each row of its box where it reaches alpha
-    1/255 (an exact span of its ellipse, widened by a rounding margin). Pairs behind a pixel's
-    transmittance stop are dropped (with a margin: :func:`_composite` makes the exact cut).
-    The C images are stacked into ``C * H`` rows and handled in bands of whole tile rows that
-    hold at most ``PAIRS_PER_BAND`` box pairs and ``BAND_PIXELS`` pixels; a tile row over the
-    pair budget is split into single rows.
+    The pairs of :func:`_band_pairs`, less those behind a pixel's transmittance stop (dropped
+    with a margin: :func:`_composite` makes the exact cut).
 
     Returns:
         pixels: flat pixel index ``(camera * H + y) * W + x``, grouped by pixel. [Q] int64
         gaussians: flat index ``camera * N + n`` into ``params``. [Q] int64
+    """
+    cut = math.log(T_STOP) - 1e-3  # log-transmittance below which pairs are dropped (margin)
+    pixels, gaussians = [], []
+    for start, n, local, gid, alphas in _band_pairs(params, depths, radii, width, height,
+                                                     tile_size):
+        log_1m = torch.log1p(-alphas)  # [M] log(1 - alpha)
+        if torch.bincount(local, weights=log_1m, minlength=n).min() <= cut:
+            # some pixel reaches the stop: drop the pairs behind it
+            log_t = _log_transmittance(local, log_1m, n)
+            kept = torch.nonzero(log_t > cut)[:, 0]
+            local, gid = local.index_select(0, kept), gid.index_select(0, kept)
+        pixels.append(local + start)
+        gaussians.append(gid)
+    if not pixels:
+        empty = torch.zeros(0, dtype=torch.long, device=depths.device)
+        return empty, empty
+    return torch.cat(pixels), torch.cat(gaussians)
+
+
+@torch.no_grad()
+def _composite_bands(
+    params: list[Tensor],  # 6 x [C * N]: mean x, y, conic xx, xy, yy, opacity
+    features: Tensor,  # [C * N, F] composited features (r, g, b, z)
+    depths: Tensor,  # [C, N]
+    radii: Tensor,  # [C, N, 2]
+    width: int,
+    height: int,
+    tile_size: int,
+) -> tuple[Tensor, Tensor]:
+    """Forward-only compositing of the pairs of :func:`_band_pairs`, band by band.
+
+    The same sums as :func:`_composite` on the padded lists, computed on the flat pairs: the
+    transmittance before each pair is ``exp`` of the within-pixel running sum of
+    ``log(1 - alpha)`` (in float64), a pair is blended while the transmittance after it
+    stays above ``T_STOP``, and ``1 - T`` is the sum of the weights ``a_i T_i``. Nothing is
+    kept for a backward pass.
+
+    Returns:
+        sums: ``sum(w_i f_i)`` per flat pixel. [C * H * W, F]
+        trans: transmittance per flat pixel. [C * H * W]
+    """
+    C, _ = depths.shape
+    n_pixels = C * height * width
+    features = F.pad(features, (0, 1), value=1.0)  # [C * N, F + 1]: the last sums the weights
+    sums = features.new_zeros(n_pixels, features.shape[1])
+    cut = math.log(T_STOP)
+    for start, n, local, gid, alphas in _band_pairs(params, depths, radii, width, height,
+                                                     tile_size):
+        log_1m = torch.log1p(-alphas)  # [M] log(1 - alpha)
+        log_t = _log_transmittance(local, log_1m, n)  # [M] after each pair, float64
+        weights = alphas * torch.exp(log_t - log_1m).to(alphas.dtype)  # a_i T_i
+        weights = torch.where(log_t > cut, weights, 0.0)  # blended before the stop
+        sums[start:start + n].index_add_(0, local, features.index_select(0, gid) * weights[:, None])
+    # 1 - T = sum(a_i T_i): no cancellation where little is covered
+    return sums[:, :-1], 1.0 - sums[:, -1]
+
+
+def _log_transmittance(local: Tensor, log_1m: Tensor, n: int) -> Tensor:
+    """Log-transmittance after each pair, within its pixel (float64).
+
+    Args:
+        local: pixel of each pair, grouped by pixel, in ``[0, n)``. [M] int64
+        log_1m: ``log(1 - alpha)`` of each pair, front to back within a pixel. [M]
+    """
+    total = torch.cumsum(log_1m, 0, dtype=torch.float64)  # [M] running over the band
+    starts = torch.searchsorted(local, torch.arange(n, device=local.device))  # [n]
+    before = torch.cat([total.new_zeros(1), total]).index_select(0, starts)  # [n]
+    return total - before.index_select(0, local)
+
+
+@torch.no_grad()
+def _band_pairs(
+    params: list[Tensor],  # 6 x [C * N]: mean x, y, conic xx, xy, yy, opacity
+    depths: Tensor,  # [C, N]
+    radii: Tensor,  # [C, N, 2]
+    width: int,
+    height: int,
+    tile_size: int,
+):
+    """The (pixel, Gaussian) pairs with alpha >= 1/255, band by band.
+
+    Each Gaussian is binned into the pixels of each row of its box where it reaches alpha
+    1/255 (an exact span of its ellipse, widened by a rounding margin). The C images are
+    stacked into ``C * H`` rows and handled in bands of whole tile rows that hold at most
+    ``PAIRS_PER_BAND`` box pairs and ``BAND_PIXELS`` pixels; a tile row over the pair budget
+    is split into single rows.
+
+    Yields per band:
+        start: flat pixel index ``(camera * H + y) * W + x`` of the band's first pixel.
+        n: pixels in the band.
+        local: pixel of each pair less ``start``, grouped by pixel. [M] int64
+        gaussians: flat index ``camera * N + n`` into ``params``, front to back within a
+            pixel. [M] int64
+        alphas: ``min(0.999, opacity exp(-sigma))`` of each pair (0 below 1/255). [M]
     """
     C, N = depths.shape
     device = depths.device
     ids = torch.nonzero((radii > 0).all(-1).flatten())[:, 0]  # [V] kept (camera, Gaussian)
     # front to back within each camera (ties in index order), cameras in order
     ids = ids[torch.sort(depths.flatten()[ids], stable=True).indices]
-    ids = ids[torch.sort(ids // N, stable=True).indices]
+    if C > 1:
+        ids = ids[torch.sort(ids // N, stable=True).indices]
     mx, my, cxx, cxy, cyy, opac = (p.index_select(0, ids) for p in params)  # [V]
     # the ellipse where alpha >= 1/255: sigma <= level, plus a margin for rounding
     level = torch.log(opac / ALPHA_THRESHOLD) + 1e-3
@@ -451,8 +584,6 @@ def _contributing_pairs(
         pairs += n
     bounds.append(n_rows)
 
-    cut = math.log(T_STOP) - 1e-3  # log-transmittance below which pairs are dropped (margin)
-    pixels, gaussians = [], []
     for r0, r1 in zip(bounds[:-1], bounds[1:], strict=True):
         sel = torch.nonzero((y0 < r1) & (y1 >= r0))[:, 0]  # [B] front to back
         if sel.numel() == 0:
@@ -478,7 +609,7 @@ def _contributing_pairs(
         if int(count.sum()) == 0:
             continue
 
-        # pairs: pixel offset in the band, Gaussian, and alpha (for the stop test)
+        # pairs: pixel offset in the band, Gaussian, and alpha
         owner = _repeat_arange(count)  # [M] row of each pair, Gaussian-major, front to back
         step = torch.arange(owner.numel(), device=device) - _starts(count).index_select(0, owner)
         key = ((row - r0) * width + x0).index_select(0, owner) + step  # [M]
@@ -490,27 +621,11 @@ def _contributing_pairs(
         gid = ids.index_select(0, g).index_select(0, owner)
 
         # group by pixel, keeping depth order within a pixel (stable sort)
-        small, offset = _small_key(key, (r1 - r0) * width)
+        n = (r1 - r0) * width
+        small, offset = _small_key(key, n)
         small, order = torch.sort(small, stable=True)
-        log_1m = torch.log1p(-alphas)  # log(1 - alpha), in the order of `key`
-        stops = torch.bincount(key, weights=log_1m, minlength=(r1 - r0) * width).min() <= cut
-        key = small.long() + (r0 * width + offset)
-        gid = gid.index_select(0, order)
-        if stops:  # some pixel reaches the stop: drop the pairs behind it
-            log_1m = log_1m.index_select(0, order)
-            log_t = torch.cumsum(log_1m, 0, dtype=torch.float64)  # after each pair
-            new = torch.ones_like(key, dtype=torch.bool)
-            new[1:] = key[1:] != key[:-1]
-            head = torch.cummax(torch.where(new, torch.arange(key.numel(), device=device), 0), 0)
-            log_t = log_t - (log_t - log_1m).index_select(0, head.values)  # within the pixel
-            kept = torch.nonzero(log_t > cut)[:, 0]
-            key, gid = key.index_select(0, kept), gid.index_select(0, kept)
-        pixels.append(key)
-        gaussians.append(gid)
-    if not pixels:
-        empty = torch.zeros(0, dtype=torch.long, device=device)
-        return empty, empty
-    return torch.cat(pixels), torch.cat(gaussians)
+        yield (r0 * width, n, small.long() + offset, gid.index_select(0, order),
+               alphas.index_select(0, order))
 
 
 def _starts(counts: Tensor) -> Tensor:
