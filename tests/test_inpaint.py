@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from dreamdance.errors import InputError
 from dreamdance.scene.inpaint import (
     DEFAULT_PROMPT,
+    ExemplarInpainter,
     OpenCVInpainter,
     SDXLInpainter,
     blend_weight,
@@ -275,7 +276,9 @@ def compose(name: str, **root):
 
 
 def test_configs_build_the_inpainters(sdxl_folder):
-    assert sorted(p.stem for p in CONF.glob("*.yaml")) == ["opencv", "sdxl"]
+    assert sorted(p.stem for p in CONF.glob("*.yaml")) == ["exemplar", "opencv", "sdxl"]
+    fill = instantiate(compose("exemplar"))
+    assert isinstance(fill, ExemplarInpainter) and fill.options["seed"] == 7
     opencv = instantiate(compose("opencv"))
     assert isinstance(opencv, OpenCVInpainter) and opencv.method == "telea"
     sdxl = instantiate(compose("sdxl", weights={"sdxl_inpaint": str(sdxl_folder)}))

@@ -10,6 +10,8 @@ exactly outside a feathered band around the hole for :class:`SDXLInpainter`.
 
 Backends:
 
+- :class:`ExemplarInpainter` — a smooth structure plus texture copied from the image by
+  PatchMatch (CPU, no weights, no prompt; :mod:`dreamdance.scene.exemplar`), the CPU default;
 - :class:`OpenCVInpainter` — Telea / Navier-Stokes diffusion (CPU, no weights, no prompt);
 - :class:`SDXLInpainter` — Stable Diffusion XL inpainting, the paper's inpainter, run on a
   context crop around the hole (as Fooocus does) and blended back.
@@ -29,6 +31,7 @@ import numpy as np
 from dreamdance.errors import InputError
 from dreamdance.inputs import resolve_device, resolve_dtype
 from dreamdance.media import to_uint8
+from dreamdance.scene import exemplar
 from dreamdance.scene.caption import DEFAULT_PROMPT
 from dreamdance.weights import ModelSpec, require_dir
 
@@ -78,6 +81,49 @@ class OpenCVInpainter:
             filled = cv2.inpaint(np.ascontiguousarray(levels[..., c]), holes, self.radius,
                                  _METHODS[self.method])
             out[..., c][hole] = filled[hole].astype(np.float32) / np.float32(_U16)
+        return out
+
+
+class ExemplarInpainter:
+    """Exemplar-based fill (:func:`dreamdance.scene.exemplar.fill`); ignores the prompt.
+
+    Known pixels come back bit for bit; the filled ones are clipped to ``[0, 1]``.
+
+    Args:
+        patch: patch side in pixels, odd, >= 3.
+        sigma: blur (pixels) splitting the structure from the texture that is copied, > 0.
+        energy: how much the texture's local strength counts when sources are chosen, >= 0.
+        search: PatchMatch rounds per search, >= 1.
+        refine: search-and-vote rounds matching on the texture itself, >= 0.
+        components: PCA dimensions patches are compared in, >= 1.
+        seed: seed of the random search.
+    """
+
+    def __init__(self, patch: int = 7, sigma: float = 4.0, energy: float = 1.0, search: int = 3,
+                 refine: int = 3, components: int = 16, seed: int = 0):
+        _check_int(patch, "inpainter.patch", 3)
+        if patch % 2 == 0:
+            raise InputError(f"inpainter.patch={patch}", "must be odd")
+        _check_number(sigma, "inpainter.sigma", low=0.0, strict=True)
+        _check_number(energy, "inpainter.energy", low=0.0)
+        _check_int(search, "inpainter.search", 1)
+        _check_int(refine, "inpainter.refine", 0)
+        _check_int(components, "inpainter.components", 1)
+        _check_int(seed, "inpainter.seed", 0)
+        self.options = {"patch": patch, "sigma": float(sigma), "energy": float(energy),
+                        "search": search, "refine": refine, "components": components,
+                        "seed": seed}
+
+    def __call__(self, rgb: np.ndarray, mask: np.ndarray, prompt: str | None = None) -> np.ndarray:
+        """Args: rgb ``[H, W, 3]``; mask ``[H, W]`` (True = fill). Returns ``[H, W, 3]`` float32."""
+        rgb, hole = _check_inputs(rgb, mask)
+        out = rgb.copy()
+        if not hole.any():
+            return out
+        if hole.all():
+            raise ValueError("mask covers the whole image: there is nothing to fill it from")
+        filled = exemplar.fill(rgb, hole, **self.options)
+        out[hole] = np.clip(filled[hole], 0.0, 1.0)
         return out
 
 
