@@ -136,3 +136,25 @@ def test_config_file_builds_popup_with_the_code_defaults():
     defaults = {k: v.default for k, v in inspect.signature(PopupDepth).parameters.items()}
     assert {k: v for k, v in cfg.items() if k != "_target_"} == defaults
     assert model(np.full((16, 20, 3), 0.5, np.float32)).depth.shape == (16, 20)
+
+
+def test_tree_crown_stands_on_its_trunk():
+    """On the bundled landscape the tree's green crown overhangs ground on both sides of its
+    trunk, and a thin rim (its anti-aliased outline, green: ground) parts it from the trunk;
+    it rests on the trunk nonetheless, at the trunk's depth, not at the backdrop's, and the
+    house keeps standing at its own foot."""
+    from tools import make_sample as ms
+
+    rng = np.random.default_rng(7)
+    plate = ms._downsample(ms.draw_background(rng)).astype(np.float32) / 255  # [512, 512, 3]
+    p = PopupDepth()
+    d = p(plate).depth
+    trunk = float(np.median(d[315:326, 436:445]))  # the trunk, x 424..456, y 276..348
+    crown = d[240:261, 430:451]  # the crown's centre (circle at x 440, y 246, r 41)
+    assert trunk < 0.7 * p.far, trunk
+    assert np.all(np.abs(crown - trunk) <= 0.1 * trunk), (crown.min(), crown.max(), trunk)
+    sides = np.concatenate([d[270:290, 395:410].ravel(), d[270:290, 470:485].ravel()])
+    assert np.all(np.abs(sides - trunk) <= 0.1 * trunk)  # the overhanging side lobes too
+    wall = d[240:300, 110:150]  # the house's wall right of its door, above its foot (y 307)
+    assert np.median(wall) < 0.95 * p.far
+    assert (np.ptp(wall, axis=0) < 0.02 * np.median(wall, axis=0)).all()  # upright

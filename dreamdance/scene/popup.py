@@ -22,8 +22,10 @@ size (long side ``work_size``):
    adjacent ones of a similar colour (CIE Lab distance to the bottom segments' mean) and
    texture, or green ones.
 4. Upright: the rest. A segment with no ground directly below it rests on the upright segment
-   under it (a crown on its trunk, a face on its shirt) and takes its contact; adjacent upright
-   segments whose contacts meet are one group (one line fit).
+   under it (a face on its shirt) and takes its contact; so does one overhanging an upright
+   segment that stands nearer, its lower edge running level over that one's top although the
+   ground shows under the overhangs and a thin outline may part the two (a crown on its
+   trunk); adjacent upright segments whose contacts meet are one group (one line fit).
 
 The depth of a contact at row ``y`` (continuous, pixel edges) is the ground's: its inverse
 depth is affine in the row (see ``RampDepth``), so it is interpolated linearly in inverse depth
@@ -52,6 +54,9 @@ GROUND_TEXTURE = 3.0       # and texture within this factor of theirs
 GREEN = (-6.0, 4.0)        # a* below, b* above: vegetation, ground when below the horizon
 CONTACT_TOLERANCE = 2      # working pixels: two segments' contacts meet within this (col, row)
 MIN_CONTACT = 4            # columns: a segment with fewer contacts rests on the one below
+SLIVER = 3                 # working rows: thinner ground or sky between uprights is an outline
+OVERHANG_LEVEL = 0.25      # an overhang's lower edge beside its prop is level with it over the
+                           # prop within this fraction of the smaller one's height
 MAX_SLOPE = 0.5            # a steeper contact line is not a wall's foot: a constant row instead
 LINE_MIN_SPAN = 6          # working columns: a narrower contact is a constant row, not a line
 
@@ -201,10 +206,14 @@ class PopupDepth:
             for (a, b), k in zip(pairs_ab, count, strict=True):
                 if lowest[b] > lowest[a] and k > best.get(int(a), (0, -1))[0]:
                     best[int(a)] = (int(k), int(b))
-        for a, (_, b) in best.items():
-            if len(contacts.get(a, ())) < MIN_CONTACT:
-                contacts.pop(a, None)
-                union(a, b)
+        resting = {a: b for a, (_, b) in best.items() if len(contacts.get(a, ())) < MIN_CONTACT}
+        # a segment overhanging an upright one that stands nearer (a crown over its trunk)
+        # rests on it too, although the ground shows under its overhangs (see _overhangs)
+        for a, b in _overhangs(labels, up, lowest, contacts).items():
+            resting.setdefault(a, b)
+        for a, b in resting.items():
+            contacts.pop(a, None)
+            union(a, b)
         # adjacent upright segments whose contacts meet
         for a, b in pairs:
             ca, cb = contacts.get(int(a)), contacts.get(int(b))
@@ -269,6 +278,81 @@ def _grow(seeds: np.ndarray, allowed: np.ndarray, neighbours: list[list[int]]) -
             if allowed[j] and not out[j]:
                 out[j] = True
                 stack.append(j)
+    return out
+
+
+def _overhangs(labels: np.ndarray, up: np.ndarray, lowest: np.ndarray,
+               contacts: dict[int, dict[int, float]]) -> dict[int, int]:
+    """The upright segments that rest on an upright segment below them despite contacts of
+    their own: ``{a: b}``.
+
+    Segment ``a`` rests on ``b`` when
+
+    - in at least ``MIN_CONTACT`` columns ``b`` lies right under ``a``'s lower edge, across at
+      most ``SLIVER`` rows of ground or sky (an anti-aliased outline cut out as a segment of
+      its own: the crown's rim, which reads as green ground);
+    - ``b`` reaches lower than ``a`` and than all of ``a``'s own contacts: it stands nearer,
+      and the ground seen under ``a``'s overhangs lies behind it;
+    - ``a`` has at least ``MIN_CONTACT`` contacts besides those columns (ground under an
+      overhang; without, its contacts are on ``b``'s outline and the usual rules decide);
+    - ``a``'s lower edge in the columns beside those (as many on each side) is level with its
+      edge over ``b``, within ``OVERHANG_LEVEL`` of the smaller of ``a``'s height and ``b``'s
+      below it (at least ``CONTACT_TOLERANCE``): ``a``'s outline runs on over ``b`` (it
+      occludes ``b``'s top, a crown over its trunk), where ``b``'s outline cutting up into
+      ``a`` (``b`` in front, a person's head before a house, which keeps its own foot) or
+      ``a`` lifting away beside ``b`` shows a step.
+    """
+    h, w = labels.shape
+    rows = np.arange(h)
+    # the next upright row at or below each row, per column (h where none)
+    nxt = np.where(up, rows[:, None], h)
+    nxt = np.minimum.accumulate(nxt[::-1], axis=0)[::-1]
+    # each upright segment's lower edge per column: an upright pixel whose lower neighbour
+    # is not of its segment, the lowest such per (segment, column)
+    edge = up.copy()
+    edge[:-1] &= labels[:-1] != labels[1:]
+    r, c = np.nonzero(edge)
+    seg = labels[r, c]
+    order = np.lexsort((r, c, seg))  # by segment, column, then row: the last is the lowest
+    r, c, seg = r[order], c[order], seg[order]
+    last = np.ones(len(seg), bool)
+    last[:-1] = (seg[:-1] != seg[1:]) | (c[:-1] != c[1:])
+    r, c, seg = r[last], c[last], seg[last]
+    below = np.full(len(r), -1)
+    ok = r + 1 < h
+    nb = np.where(ok, nxt[np.minimum(r + 1, h - 1), c], h)
+    ok &= (nb < h) & (nb - (r + 1) <= SLIVER)
+    below[ok] = labels[nb[ok], c[ok]]
+    top = np.full(len(lowest), h, np.int64)
+    np.minimum.at(top, labels.ravel(), np.repeat(rows, w))
+    out: dict[int, int] = {}
+    for a in np.unique(seg):
+        a = int(a)
+        own = contacts.get(a)
+        if not own:
+            continue  # no contacts: the rule of the fewest contacts decides
+        m = seg == a
+        edge_a = dict(zip(c[m].tolist(), (r[m] + 1.0).tolist(), strict=True))  # col -> row
+        cands = [(int((below[m] == b).sum()), int(b)) for b in np.unique(below[m]) if b >= 0
+                 and b != a and lowest[b] > lowest[a] and lowest[b] > max(own.values())
+                 + CONTACT_TOLERANCE]
+        cands = [(k, b) for k, b in cands if k >= MIN_CONTACT]
+        if not cands:
+            continue
+        _, b = max(cands)
+        over = c[m][below[m] == b]
+        cols = set(over.tolist())
+        if sum(x not in cols for x in own) < MIN_CONTACT:
+            continue
+        level = float(np.median([edge_a[x] for x in cols]))
+        reach = max(len(over), SLIVER)
+        lo, hi = int(over.min()), int(over.max())
+        beside = [y for x, y in edge_a.items()
+                  if x not in cols and min(abs(x - lo), abs(x - hi)) <= reach]
+        step = max((abs(y - level) for y in beside), default=0.0)
+        height = min(lowest[a] - top[a], lowest[b] - level)
+        if step <= max(CONTACT_TOLERANCE, OVERHANG_LEVEL * height):
+            out[a] = b
     return out
 
 
