@@ -69,12 +69,10 @@ class OpenCVInpainter:
 
     def __call__(self, rgb: np.ndarray, mask: np.ndarray, prompt: str | None = None) -> np.ndarray:
         """Args: rgb ``[H, W, 3]``; mask ``[H, W]`` (True = fill). Returns ``[H, W, 3]`` float32."""
-        rgb, hole = _check_inputs(rgb, mask)
+        rgb, hole = _check_fill(rgb, mask)
         out = rgb.copy()
         if not hole.any():
             return out
-        if hole.all():
-            raise ValueError("mask covers the whole image: there is nothing to fill it from")
         holes = hole.astype(np.uint8)
         levels = np.rint(np.clip(rgb, 0.0, 1.0) * _U16).astype(np.uint16)  # (H, W, 3)
         for c in range(3):
@@ -116,12 +114,10 @@ class ExemplarInpainter:
 
     def __call__(self, rgb: np.ndarray, mask: np.ndarray, prompt: str | None = None) -> np.ndarray:
         """Args: rgb ``[H, W, 3]``; mask ``[H, W]`` (True = fill). Returns ``[H, W, 3]`` float32."""
-        rgb, hole = _check_inputs(rgb, mask)
+        rgb, hole = _check_fill(rgb, mask)
         out = rgb.copy()
         if not hole.any():
             return out
-        if hole.all():
-            raise ValueError("mask covers the whole image: there is nothing to fill it from")
         filled = exemplar.fill(rgb, hole, **self.options)
         out[hole] = np.clip(filled[hole], 0.0, 1.0)
         return out
@@ -358,6 +354,14 @@ def _check_inputs(rgb: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.nda
         raise ValueError(f"mask must be [H, W] = {rgb.shape[:2]}, got shape {mask.shape}")
     hole = mask if mask.dtype == bool else mask >= 0.5
     return rgb.astype(np.float32, copy=False), hole
+
+
+def _check_fill(rgb: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_check_inputs`, refusing a mask over the whole image (nothing to fill from)."""
+    rgb, hole = _check_inputs(rgb, mask)
+    if hole.all():
+        raise ValueError("mask covers the whole image: there is nothing to fill it from")
+    return rgb, hole
 
 
 def _check_int(value: Any, key: str, low: int) -> None:
