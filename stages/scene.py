@@ -96,9 +96,7 @@ def run(cfg: DictConfig) -> None:
 
     if source == ART:
         run_dir.step("scene/segment", ["scene/character.png"],
-                     {**size, "segmenter": _plain(cfg.segmenter),
-                      "character_pose": input_file(cfg.character_pose, "character_pose")},
-                     segment)
+                     {**size, **_segmenter_deps(cfg)}, segment)
 
     def plate() -> None:
         prompt = captioner(rgb)
@@ -254,8 +252,7 @@ def _write_character(run_dir: RunDir, cfg: DictConfig, rgb: np.ndarray, mask: np
     ``ground_file``), as the art mode's character.png carries the whole art."""
     p = run_dir.path
     run_dir.step("scene/segment", ["scene/cutout.png"],
-                 {"image": image, "size": list(rgb.shape[1::-1]),
-                  "segmenter": _plain(cfg.segmenter)},
+                 {"image": image, "size": list(rgb.shape[1::-1]), **_segmenter_deps(cfg)},
                  lambda: save_image(p("scene/cutout.png"), rgb, mask))
 
     def place() -> None:
@@ -281,6 +278,13 @@ def _segmenter(cfg: DictConfig) -> Any:
     if not auto or pose is None:
         return build(cfg.segmenter)
     return build(OmegaConf.create({**_plain(cfg.segmenter), "pose": str(pose)}))
+
+
+def _segmenter_deps(cfg: DictConfig) -> dict[str, Any]:
+    """What a cut-out depends on besides the image: the segmenter's settings and the art's
+    own pose (the auto segmenter seeds GrabCut with it)."""
+    return {"segmenter": _plain(cfg.segmenter),
+            "character_pose": input_file(cfg.character_pose, "character_pose")}
 
 
 def _tracked_camera(cfg: DictConfig) -> Path | None:

@@ -8,6 +8,7 @@ import pytest
 from dreamdance.errors import InputError
 from dreamdance.scene import exemplar
 from dreamdance.scene.inpaint import ExemplarInpainter, OpenCVInpainter
+from dreamdance.scene.warp import diffuse
 from tools import bench_plate
 
 
@@ -53,12 +54,13 @@ def test_same_seed_same_fill_other_seed_another():
     assert not np.array_equal(a, ExemplarInpainter(seed=2)(img, hole))
 
 
-def test_membrane_is_harmonic_in_the_hole():
-    """A linear ramp is harmonic: the membrane fill gives it back."""
+def test_structure_fill_is_harmonic_in_every_channel():
+    """A linear ramp is harmonic: the structure layer's fill (warp.diffuse on three channels)
+    gives it back."""
     y, x = np.mgrid[0:48, 0:64].astype(np.float32)
     ramp = np.stack([x / 64, y / 48, (x + y) / 112], -1)
     hole = _disc(64, 12)[:48]
-    out = exemplar.membrane(np.where(hole[..., None], 0.0, ramp), hole, sweeps=400)
+    out = diffuse(np.where(hole[..., None], 0.0, ramp), ~hole, iterations=400)
     np.testing.assert_allclose(out[hole], ramp[hole], atol=2e-3)
 
 

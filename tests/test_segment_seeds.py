@@ -21,9 +21,9 @@ from dreamdance import assets
 from dreamdance.errors import InputError
 from dreamdance.inputs import build
 from dreamdance.media import load_image
-from dreamdance.motion.align import pose_frame
+from dreamdance.motion.align import map_keypoints, pose_frame
 from dreamdance.motion.poses import read_poses
-from dreamdance.scene.seeds import PoseSeeds, SaliencySeeds, scale_pose
+from dreamdance.scene.seeds import PoseSeeds, SaliencySeeds
 from dreamdance.scene.segment import AutoSegmenter, GrabCutSegmenter, MaskSegmenter
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -61,10 +61,10 @@ def composite(sample, scale=0.6, centre_x=0.72, feet_y=0.95):
     ground[oy:oy + fh, ox:ox + fw] = fig * m + ground[oy:oy + fh, ox:ox + fw] * (1 - m)
     placed = np.zeros((512, 512), bool)
     placed[oy:oy + fh, ox:ox + fw] = m[..., 0] >= 0.5
-    moved = scale_pose(pose, fw / (x1 - x0), fh / (y1 - y0))
-    for kp in moved.values():
-        kp[:, 0] += ox - x0 * fw / (x1 - x0)
-        kp[:, 1] += oy - y0 * fh / (y1 - y0)
+    scale = np.array([fw / (x1 - x0), fh / (y1 - y0)], np.float32)
+    moved = {part: map_keypoints(np.asarray(kp, np.float32), scale,
+                                 np.array([ox, oy]) - np.array([x0, y0]) * scale)
+             for part, kp in pose.items()}
     return ground, placed, moved
 
 

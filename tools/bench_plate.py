@@ -10,7 +10,7 @@ Cases with known truth:
 - ``astronaut``, ``coffee``, ``chelsea``, ``rocket``: photos from scikit-image's data, resized
   to ``size x size``, with the same character-shaped hole.
 
-For each inpainter (built from ``conf/inpainter/NAME.yaml``, as the scene stage builds it) and
+For each inpainter (``inpainter=NAME``, composed and built as the scene stage builds it) and
 case: the PSNR inside the hole, and the ratio of the mean gradient magnitude inside the hole,
 filled over true (about 1 for texture like the true one; a smooth fill scores well under 1).
 The seconds per fill are the median of ``repeats``. :func:`suite` gives the rows of
@@ -34,7 +34,6 @@ from tools.bench_common import make_row
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 PLATE_DILATE = 0.02  # as conf/stage/scene.yaml's plate_dilate
-CONF = Path(__file__).parents[1] / "conf/inpainter"
 
 
 @functools.cache
@@ -67,11 +66,18 @@ def cases(size: int = 512) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def plate_errors(filled: np.ndarray, true: np.ndarray, hole: np.ndarray) -> dict[str, float]:
-    """PSNR (dB, 8-bit scale) and the filled/true ratio of the mean gradient magnitude (Sobel
+    """PSNR (dB, data range 1) and the filled/true ratio of the mean gradient magnitude (Sobel
     on the grey image) inside ``hole``. Images ``[H, W, 3]`` in [0, 1]."""
-    err = float(((filled - true) ** 2)[hole].mean())
-    return {"psnr": 10 * np.log10(1.0 / max(err, 1e-12)),
-            "gradient_ratio": _gradient(filled)[hole].mean() / _gradient(true)[hole].mean()}
+    import torch
+
+    from dreamdance.eval.frames import psnr
+
+    def frames(img: np.ndarray) -> torch.Tensor:  # [1, C, H, W]
+        return torch.from_numpy(np.ascontiguousarray(img, np.float32)).permute(2, 0, 1)[None]
+
+    value = psnr(frames(filled), frames(true), frames(hole[..., None]))
+    return {"psnr": float(value[0]),
+            "gradient_ratio": float(_gradient(filled)[hole].mean() / _gradient(true)[hole].mean())}
 
 
 def _gradient(img: np.ndarray) -> np.ndarray:
@@ -80,12 +86,11 @@ def _gradient(img: np.ndarray) -> np.ndarray:
 
 
 def inpainter(name: str, seed: int = 0):
-    """The inpainter of ``conf/inpainter/NAME.yaml`` (``${seed}`` resolved to ``seed``)."""
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
+    """The scene stage's inpainter ``inpainter=NAME`` with ``seed=SEED``."""
+    from dreamdance.inputs import build
+    from tools.cli import compose_config
 
-    cfg = OmegaConf.merge({"seed": seed}, {"inpainter": OmegaConf.load(CONF / f"{name}.yaml")})
-    return instantiate(cfg.inpainter)
+    return build(compose_config(["stage=scene", f"inpainter={name}", f"seed={seed}"]).inpainter)
 
 
 def run(names: tuple[str, ...] = ("opencv", "exemplar"), size: int = 512, repeats: int = 1

@@ -279,12 +279,11 @@ def orbit(frames: int = 9, size: int = SIZE, amplitude: float = 1.0
 
 
 def prior(name: str):
-    """A depth prior with its config file's settings (``conf/depth/NAME.yaml``)."""
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
+    """The scene stage's depth prior ``depth=NAME`` with its settings."""
+    from dreamdance.inputs import build
+    from tools.cli import compose_config
 
-    conf = Path(__file__).resolve().parents[1] / "conf" / "depth" / f"{name}.yaml"
-    return instantiate(OmegaConf.load(conf))
+    return build(compose_config(["stage=scene", f"depth={name}"]).depth)
 
 
 def depth_report(priors: tuple[str, ...] = PRIORS, size: int = SIZE) -> dict[str, dict]:

@@ -4,14 +4,15 @@ The image is split into a structure layer (a Gaussian blur of its known pixels, 
 pixels) and a texture layer (the rest), and the two are filled apart, as in Bertalmio et al.,
 "Simultaneous structure and texture image inpainting" (2003):
 
-- **structure**: the membrane (Laplace) interpolation of the blurred known pixels, solved
-  coarse to fine on a pyramid: smooth, with none of the radial streaks of fast marching;
+- **structure**: the harmonic (Laplace, membrane) interpolation of the blurred known pixels
+  (:func:`dreamdance.scene.warp.diffuse`): smooth, with none of the radial streaks of fast
+  marching;
 - **texture**: copied from the known part of the image patch by patch (Wexler, Shechtman and
   Irani 2007, with the nearest neighbours found by PatchMatch, Barnes et al. 2009):
 
   1. every ``p x p`` patch that overlaps the hole is matched to a patch wholly in the known
      part by its *context*: the shade (the structure blurred over a patch) and the local
-     strength of the texture (membrane-filled into the hole, ``energy`` times as much), so
+     strength of the texture (diffused into the hole, ``energy`` times as much), so
      texture is taken from places of the same colour and the same busyness; each hole pixel
      takes the texture its own patch's match carries;
   2. ``refine`` rounds then match on the context and the copied texture together, so that
@@ -41,11 +42,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dreamdance.scene.warp import diffuse
+
 DIRECTIONS = ((0, 1), (1, 0), (0, -1), (-1, 0))  # (dy, dx) of the neighbour a match comes from
 PCA_SAMPLES = 4096  # known patches the PCA basis is fitted to
 
 
-def fill(rgb: np.ndarray, hole: np.ndarray, patch: int = 7, sigma: float = 2.0,
+def fill(rgb: np.ndarray, hole: np.ndarray, patch: int = 7, sigma: float = 4.0,
          energy: float = 1.0, search: int = 3, components: int = 16, seed: int = 0,
          refine: int = 3) -> np.ndarray:
     """Fill ``hole`` in ``rgb``: a smooth structure plus texture copied from the image.
@@ -82,7 +85,7 @@ def _fill(rgb: np.ndarray, hole: np.ndarray, patch: int, sigma: float, energy: f
     out = rgb.copy()
     base = blur_known(rgb, hole, sigma)  # [H, W, C]
     texture = np.where(hole[..., None], 0.0, rgb - base).astype(np.float32)
-    structure = membrane(base, hole)
+    structure = diffuse(base, ~hole)
     if _whole_patches(hole, patch).any():
         texture = synthesize(texture, context(structure, texture, hole, patch, energy), hole,
                              patch, search, components, seed, refine)
@@ -99,40 +102,14 @@ def blur_known(img: np.ndarray, hole: np.ndarray, sigma: float) -> np.ndarray:
     return np.where(den > 1e-3, num / np.maximum(den, 1e-3), 0.0).astype(np.float32)
 
 
-def membrane(img: np.ndarray, hole: np.ndarray, sweeps: int = 30) -> np.ndarray:
-    """The hole filled by membrane (Laplace) interpolation of its border: each hole pixel the
-    mean of its four neighbours. Solved coarse to fine: the level below, upsampled, starts
-    ``sweeps`` Jacobi sweeps. ``[H, W, C]`` float32"""
-    h, w = hole.shape
-    out = img.astype(np.float32).copy()
-    known = ~hole
-    if not hole.any():
-        return out
-    if min(h, w) >= 4 and known.any():
-        size = ((w + 1) // 2, (h + 1) // 2)
-        weight = cv2.resize(known.astype(np.float32), size, interpolation=cv2.INTER_AREA)
-        small = cv2.resize(img * known[..., None], size, interpolation=cv2.INTER_AREA)
-        small = small.reshape(size[1], size[0], -1) / np.maximum(weight, 1e-6)[..., None]
-        coarse = membrane(small, weight <= 0, sweeps)
-        up = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR).reshape(out.shape)
-        out[hole] = up[hole]
-    else:
-        out[hole] = img[known].mean(0) if known.any() else 0.0
-    cross = np.array([[0, 0.25, 0], [0.25, 0, 0.25], [0, 0.25, 0]], np.float32)
-    for _ in range(sweeps):
-        mean = cv2.filter2D(out, -1, cross, borderType=cv2.BORDER_REPLICATE).reshape(out.shape)
-        out[hole] = mean[hole]
-    return out
-
-
 def context(structure: np.ndarray, texture: np.ndarray, hole: np.ndarray, patch: int,
             energy: float) -> np.ndarray:
     """What the texture's sources are chosen by, known everywhere: the shade (the structure
     blurred over a patch) and ``energy`` times the texture's local amplitude relative to its
-    median (membrane-filled into the hole). ``[H, W, C + 1]`` float32"""
+    median (diffused into the hole). ``[H, W, C + 1]`` float32"""
     shade = cv2.GaussianBlur(structure, (0, 0), patch / 2).reshape(structure.shape)
     power = blur_known((texture ** 2).mean(2, keepdims=True), hole, patch / 2)
-    amplitude = np.sqrt(membrane(power.reshape(*hole.shape, 1), hole))
+    amplitude = np.sqrt(diffuse(power, ~hole))
     scale = max(float(np.median(amplitude[~hole])), 1e-6)
     return np.concatenate([shade, amplitude * np.float32(energy / scale)], axis=2)
 

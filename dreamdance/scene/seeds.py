@@ -44,7 +44,6 @@ import numpy as np
 
 from dreamdance.errors import InputError
 from dreamdance.motion.align import pose_box
-from dreamdance.motion.poses import PARTS
 from dreamdance.motion.render import BODY_LIMBS
 
 R_SHOULDER, L_SHOULDER, R_HIP, L_HIP = 2, 5, 8, 11
@@ -234,18 +233,6 @@ class SaliencySeeds:
         labels[depth > self.core * float(depth.max())] = cv2.GC_FGD
         labels[:band], labels[-band:], labels[:, :band], labels[:, -band:] = (cv2.GC_BGD,) * 4
         return labels
-
-
-def scale_pose(pose: dict[str, np.ndarray], sx: float, sy: float) -> dict[str, np.ndarray]:
-    """Keypoints ``{part: [K, 3]}`` with x scaled by ``sx`` and y by ``sy`` (copies)."""
-    out = {}
-    for part in PARTS:
-        if pose.get(part) is not None:
-            kp = np.array(pose[part], np.float32)
-            kp[:, 0] *= sx
-            kp[:, 1] *= sy
-            out[part] = kp
-    return out
 
 
 def _check_fraction(value: Any, key: str, high: float) -> None:

@@ -35,7 +35,8 @@ import numpy as np
 from dreamdance.errors import InputError
 from dreamdance.inputs import resolve_device, resolve_dtype
 from dreamdance.media import load_image, to_uint8
-from dreamdance.scene.seeds import PoseSeeds, SaliencySeeds, scale_pose
+from dreamdance.motion.align import map_keypoints, pose_frame
+from dreamdance.scene.seeds import PoseSeeds, SaliencySeeds
 from dreamdance.weights import ModelSpec, require_dir
 
 log = logging.getLogger(__name__)
@@ -338,7 +339,6 @@ class AutoSegmenter:
         self.saliency_seeds = saliency_seeds or SaliencySeeds()
         self.pose, self.pose_name, self.pose_size = None, None, None
         if pose is not None:
-            from dreamdance.motion.align import pose_frame
             from dreamdance.motion.sources import read_pose_file
 
             self.pose_name = f"character_pose={pose}"
@@ -386,7 +386,9 @@ class AutoSegmenter:
                                              f"{width}x{height}: their aspect ratios differ by "
                                              f"{change:.1%} (more than {allowed:.1%}); give the "
                                              "pose of this image")
-        return scale_pose(self.pose, width / pw, height / ph)
+        scale = np.array([width / pw, height / ph], np.float32)
+        return {part: map_keypoints(np.asarray(kp, np.float32), scale, 0.0)
+                for part, kp in self.pose.items() if kp is not None}
 
 
 # --------------------------------------------------------------------------------------------

@@ -56,35 +56,43 @@ def fit_scale_shift(pred: np.ndarray, target: np.ndarray, known: np.ndarray) -> 
 
 
 def diffuse(values: np.ndarray, known: np.ndarray, iterations: int = 40) -> np.ndarray:
-    """Fill the unknown pixels of ``values [H, W]`` with the harmonic (Laplace) interpolation of
-    the known ones: smooth, no overshoot, exact on affine ramps. Solved coarse-to-fine (a
-    masked image pyramid gives the start, Jacobi sweeps refine each level)."""
+    """Fill the unknown pixels of ``values [H, W]`` or ``[H, W, C]`` with the harmonic (Laplace)
+    interpolation of the known ones (``known [H, W]``), each channel alike: smooth, no
+    overshoot, exact on affine ramps. Solved coarse-to-fine (a masked image pyramid gives the
+    start, Jacobi sweeps refine each level). float32, the shape of ``values``"""
+    shape = values.shape
     if known.all():
         return values.astype(np.float32)
     if not known.any():
-        return np.zeros_like(values, np.float32)
-    return _harmonic(np.where(known, values, 0).astype(np.float32), known, iterations)
+        return np.zeros(shape, np.float32)
+    v = values.reshape(*known.shape, -1)  # [H, W, C]
+    v = np.where(known[..., None], v, 0).astype(np.float32)
+    return _harmonic(v, known, iterations).reshape(shape)
 
 
 _NEIGHBOURS = np.array([[0, 0.25, 0], [0.25, 0, 0.25], [0, 0.25, 0]], np.float32)
 
 
 def _harmonic(v: np.ndarray, known: np.ndarray, iterations: int) -> np.ndarray:
-    h, w = v.shape
+    """:func:`diffuse` of ``v [H, W, C]`` (0 where unknown). [H, W, C]"""
+    h, w, c = v.shape
+    keep = known[..., None]
     if min(h, w) > 4:
         size = ((w + 1) // 2, (h + 1) // 2)
         k = known.astype(np.float32)
-        vs = cv2.resize(v * k, size, interpolation=cv2.INTER_AREA)
+        vs = cv2.resize(v * k[..., None], size, interpolation=cv2.INTER_AREA)
         ks = cv2.resize(k, size, interpolation=cv2.INTER_AREA)
         coarse_known = ks > 1e-6
-        vs = np.where(coarse_known, vs / np.maximum(ks, 1e-6), 0).astype(np.float32)
+        vs = vs.reshape(size[1], size[0], c) / np.maximum(ks, 1e-6)[..., None]
+        vs = np.where(coarse_known[..., None], vs, 0).astype(np.float32)
         coarse = vs if coarse_known.all() else _harmonic(vs, coarse_known, iterations)
-        u = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR)
+        u = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h, w, c)
     else:
-        u = np.full_like(v, v[known].mean())
-    u = np.where(known, v, u)
+        u = np.broadcast_to(v[known].mean(0), v.shape).astype(np.float32)
+    u = np.where(keep, v, u)
     for _ in range(iterations):
-        u = np.where(known, v, cv2.filter2D(u, -1, _NEIGHBOURS, borderType=cv2.BORDER_REPLICATE))
+        mean = cv2.filter2D(u, -1, _NEIGHBOURS, borderType=cv2.BORDER_REPLICATE)
+        u = np.where(keep, v, mean.reshape(h, w, c))
     return u
 
 
