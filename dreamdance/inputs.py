@@ -67,7 +67,9 @@ def check_settings(cfg: Any) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise InputError(f"{key}={value}", "must be a whole number >= 0")
     if cfg.stage.name == "scene":
-        _choice(cfg.stage.renderer, ("auto", "torch", "gsplat"), "stage.renderer")
+        from dreamdance.scene.rasterize import BACKENDS
+
+        _choice(cfg.stage.renderer, BACKENDS, "stage.renderer")
         _choice(cfg.stage.scale, ("auto", "metric"), "stage.scale")
 
 

@@ -149,21 +149,23 @@ def run(cfg: DictConfig) -> None:
                   "depth_model": _plain(cfg.depth)}, spiral)
 
     def custom() -> None:
-        _, depth_b, K_b = _reference(run_dir, build_size)
+        plate_b, depth_b, K_b = _reference(run_dir, build_size)
         traj = field.scene_trajectory(cams.value, depth_b, st.scale, st.max_translation,
                                       mo.preset_depth, cams.path is None)
         traj = field.with_reference_intrinsics(traj, read_json(p("scene/reference.json")))
         write_trajectory(p("scene/camera.json"), traj, format="json", fps=cfg.fps)
         g = load_ply(p("scene/gaussians_spiral.ply")).to(device)
         g = field.build_custom(g, rescale_intrinsics(traj, *build_size), st.custom.views,
-                               inpainter, depth_model, _prompt(run_dir), build_cfg)
+                               inpainter, depth_model, _prompt(run_dir), build_cfg,
+                               reference=field.reference_view(plate_b, depth_b, K_b))
         save_ply(p("scene/gaussians.ply"), g)
 
     run_dir.step("scene/field", ["scene/gaussians.ply", "scene/camera.json"],
                  {"spiral": p("scene/gaussians_spiral.ply"), "camera": cams.path or "preset",
                   **cams.deps, "scale": st.scale, "max_translation": st.max_translation,
                   "custom": _plain(st.custom), "build": _plain(st.build),
-                  "reference": p("scene/reference.json")}, custom)
+                  "reference": p("scene/reference.json"), "plate": p("scene/background.png"),
+                  "depth": p("scene/depth.npy")}, custom)
 
     def video() -> None:
         g = load_ply(p("scene/gaussians.ply")).to(device)

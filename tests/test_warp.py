@@ -1,5 +1,7 @@
 """Holes, depth alignment, new-pixel selection and view choice for warp-and-inpaint."""
 
+from dataclasses import replace
+
 import numpy as np
 
 from dreamdance.scene.warp import (
@@ -97,3 +99,47 @@ def test_lazy_next_view_refreshes_only_what_it_must():
     assert calls == [0, 1]  # 2 and 3 were never re-rendered: their bounds lost to 1's value
     assert lazy_next_view(stale, {1}, refresh) == 2
     assert lazy_next_view(np.array([0.001, 0.5]), {1}, refresh) is None
+
+
+def test_in_front_of_a_stored_view():
+    """A stored view at the origin sees a wall at z = 4 on its left half and a near card at
+    z = 2 on its right half; points are judged against the surface they project onto."""
+    from dreamdance.scene.warp import in_front
+
+    K = np.array([[20.0, 0, 16], [0, 20.0, 16], [0, 0, 1]])
+    depth = np.full((32, 32), 4.0)
+    depth[:, 16:] = 2.0
+    seen = np.ones((32, 32), bool)
+    points = np.array([
+        [-1.0, 0.0, 3.0],   # left, in front of the wall: blocked
+        [-1.0, 0.0, 3.9],   # left, within the 5 % margin of the wall: kept
+        [1.0, 0.0, 3.0],    # right, behind the card: kept
+        [1.0, 0.0, 1.5],    # right, in front of the card: blocked
+        [30.0, 0.0, 3.0],   # outside the view: kept
+        [0.0, 0.0, -1.0],   # behind the camera: kept
+    ])
+    got = in_front(points, depth, seen, np.eye(4), K, 0.05)
+    assert got.tolist() == [True, False, False, True, False, False]
+    # a moved stored view: the same points seen from 1 m to the left of the origin
+    w2c = np.eye(4)
+    w2c[0, 3] = 1.0  # camera at x = -1
+    shifted = points - np.array([-1.0, 0.0, 0.0])  # where they were relative to that camera
+    assert in_front(points, depth, seen, w2c, K, 0.05).tolist() == in_front(
+        shifted, depth, seen, np.eye(4), K, 0.05).tolist()
+    # pixels whose depth does not hold judge nothing
+    assert not in_front(points, depth, np.zeros_like(seen), np.eye(4), K, 0.05).any()
+
+
+def test_keep_behind_drops_only_the_gaussians_in_front_of_another_view():
+    from dreamdance.scene.build import keep_behind, reference_view
+
+    K = np.array([[20.0, 0, 8], [0, 20.0, 8], [0, 0, 1]])
+    ref = reference_view(np.zeros((16, 16, 3), np.float32), np.full((16, 16), 4.0), K)
+    depth = np.full((16, 16), 4.0)
+    depth[:, :4] = 2.0  # a strip of the new view's holes took a near depth
+    new = np.zeros((16, 16), bool)
+    new[:, :8] = True
+    view = replace(ref, depth=depth, new=new, added=int(new.sum()))
+    kept = keep_behind(view, [ref], 0.05)
+    assert kept.added == 64 and kept.new[:, 4:8].all() and not kept.new[:, :4].any()
+    assert keep_behind(view, [], 0.05) is view

@@ -1,4 +1,4 @@
-"""Benchmark the PyTorch Gaussian rasteriser on a depth-map-like scene and on a deep one.
+"""Benchmark the CPU Gaussian rasterisers on a depth-map-like scene and on a deep one.
 
     python -m tools.bench_rasterizer [--scene depth|deep|both] [--gaussians 50000] [--size 256]
         [--deep-gaussians 12000] [--repeats 5] [--json OUT]
@@ -9,9 +9,11 @@ camera, isotropic with scale depth / focal / sqrt(2), opacity 0.8: about one lay
 The deep scene is a random cloud in a box in front of the camera (depths 2 to 4, filling the
 view), anisotropic splats of a few pixels with opacities 0.05 to 0.35, so that dozens overlap
 at each pixel before any reaches the transmittance stop (the mean number of composited splats
-per pixel is reported). Both are rendered by the same camera at ``size x size``. Times are medians over ``repeats`` runs after one warm-up: forward without
-autograd, and forward + backward of a weighted sum of rgb, depth and alpha. As a baseline
-measured in the same run, the dense reference (every Gaussian against every pixel) and the
+per pixel is reported). Both are rendered by the same camera at ``size x size``, by the
+compiled CPU rasteriser (``backend=numba``, the default on a CPU) and by the PyTorch one
+(``backend=torch``) in the same run. Times are medians over ``repeats`` runs after one
+warm-up: forward without autograd, and forward + backward of a weighted sum of rgb, depth and
+alpha. As a further baseline, the dense reference (every Gaussian against every pixel) and the
 PyTorch rasteriser render the same kind of scene at a size the dense one can hold. Peak memory
 is the process's peak resident set (``VmHWM``, reset before each measurement where Linux
 allows, else ``ru_maxrss`` since the start). :func:`suite` gives the rows of
@@ -37,6 +39,7 @@ from dreamdance.scene.rasterize import (
     rasterize_dense,
     rasterize_torch,
 )
+from dreamdance.scene.rasterize_numba import rasterize_numba
 from tools.bench_common import (
     cpu_peak_gb,
     cuda_available,
@@ -123,14 +126,16 @@ def run(gaussians: int = 50000, size: int = 256, repeats: int = 5, scene: str = 
 
     Keys: ``gaussians``, ``size``, ``repeats``, ``threads``, ``load_average`` (1-minute load
     before the run: other processes on the cores slow the timings), ``forward_s``,
-    ``forward_backward_s``, ``peak_rss_mb`` (the main scene), ``start_rss_mb`` (resident set
+    ``forward_backward_s``, ``peak_rss_mb`` (the main scene, ``backend=torch``),
+    ``numba_forward_s``, ``numba_forward_backward_s``, ``numba_peak_rss_mb`` (the same with
+    ``backend=numba``), ``start_rss_mb`` (resident set
     before it, with the scene built: the peak less this is the rasteriser's), and ``baseline`` with
     ``gaussians``, ``size``, ``dense_forward_s``, ``dense_forward_backward_s``,
     ``torch_forward_s``, ``torch_forward_backward_s``, ``speedup_forward``,
     ``speedup_forward_backward``, ``dense_peak_rss_mb``, ``torch_peak_rss_mb``.
     ``scene="deep"`` gives, instead of the depth scene's figures, ``deep`` with ``gaussians``
-    (``deep_gaussians``), ``size``, ``overlaps_per_pixel``, ``forward_s``,
-    ``forward_backward_s`` and ``peak_rss_mb``; ``scene="both"`` gives both.
+    (``deep_gaussians``), ``size``, ``overlaps_per_pixel`` and the same six times and peaks;
+    ``scene="both"`` gives both.
     """
     if gaussians < 1 or size < 1 or repeats < 1 or deep_gaussians < 1:
         raise ValueError(f"gaussians, deep_gaussians, size and repeats must be positive, got "
@@ -143,9 +148,12 @@ def run(gaussians: int = 50000, size: int = 256, repeats: int = 5, scene: str = 
     if scene != "depth":
         deep = make_deep_scene(deep_gaussians, size)
         fwd, fwd_bwd, peak = _measure(rasterize_torch, deep, repeats)
+        n_fwd, n_fwd_bwd, n_peak = _measure(rasterize_numba, deep, repeats)
         result["deep"] = {"gaussians": deep_gaussians, "size": size,
                           "overlaps_per_pixel": overlaps_per_pixel(deep), "forward_s": fwd,
-                          "forward_backward_s": fwd_bwd, "peak_rss_mb": peak}
+                          "forward_backward_s": fwd_bwd, "peak_rss_mb": peak,
+                          "numba_forward_s": n_fwd, "numba_forward_backward_s": n_fwd_bwd,
+                          "numba_peak_rss_mb": n_peak}
     if scene == "deep":
         return result
     return {**result, **_depth_run(gaussians, size, repeats)}
@@ -156,6 +164,7 @@ def _depth_run(gaussians: int, size: int, repeats: int) -> dict:
     scene = make_scene(gaussians, size)
     start_rss = status_mb("VmRSS:")
     fwd, fwd_bwd, peak = _measure(rasterize_torch, scene, repeats)
+    n_fwd, n_fwd_bwd, n_peak = _measure(rasterize_numba, scene, repeats)
 
     # baseline: the same density of Gaussians per pixel, pixels x Gaussians <= DENSE_PAIRS
     small = min(size, max(8, int((DENSE_PAIRS * size * size / gaussians) ** 0.25)))
@@ -168,6 +177,9 @@ def _depth_run(gaussians: int, size: int, repeats: int) -> dict:
         "forward_s": fwd,
         "forward_backward_s": fwd_bwd,
         "peak_rss_mb": peak,
+        "numba_forward_s": n_fwd,
+        "numba_forward_backward_s": n_fwd_bwd,
+        "numba_peak_rss_mb": n_peak,
         "start_rss_mb": start_rss,
         "baseline": {
             "gaussians": small_n,
@@ -239,14 +251,24 @@ def _cpu_rows(result: dict) -> list[dict]:
         make_row("rasterizer", f"forward+backward, dense-size scene ({small})", "time", "s",
                  b["torch_forward_backward_s"], b["dense_forward_backward_s"], dense, repeats=n,
                  notes=notes),
-        make_row("rasterizer", f"forward ({main_case})", "time", "s", result["forward_s"],
-                 repeats=n, notes=notes),
-        make_row("rasterizer", f"forward+backward ({main_case})", "time", "s",
-                 result["forward_backward_s"], repeats=n, notes=notes),
-        make_row("rasterizer", f"peak memory ({main_case})", "memory", "GB",
-                 result["peak_rss_mb"] / 1024, repeats=n,
+        *_numba_rows(result, main_case, notes),
+        make_row("rasterizer", f"peak memory, numba ({main_case})", "memory", "GB",
+                 result["numba_peak_rss_mb"] / 1024, result["peak_rss_mb"] / 1024, TORCH,
+                 repeats=n,
                  notes=f"process peak RSS; {result['start_rss_mb'] / 1024:.2f} GB before it"),
     ]
+
+
+TORCH = "PyTorch rasteriser (backend=torch)"
+
+
+def _numba_rows(figures: dict, case: str, notes: str) -> list[dict]:
+    """Forward and forward+backward of backend=numba against backend=torch, one scene."""
+    return [make_row("rasterizer", f"{step}, numba ({case})", "time", "s",
+                     figures[f"numba_{key}"], figures[key], TORCH, repeats=figures.get(
+                         "repeats"), notes=notes)
+            for step, key in (("forward", "forward_s"),
+                              ("forward+backward", "forward_backward_s"))]
 
 
 def _deep_rows(result: dict) -> list[dict]:
@@ -256,12 +278,10 @@ def _deep_rows(result: dict) -> list[dict]:
             f"{d['overlaps_per_pixel']:.0f} per pixel")
     notes = f"threads {result['threads']}, load {result['load_average']:.2f}"
     return [
-        make_row("rasterizer", f"forward ({case})", "time", "s", d["forward_s"], repeats=n,
-                 notes=notes),
-        make_row("rasterizer", f"forward+backward ({case})", "time", "s",
-                 d["forward_backward_s"], repeats=n, notes=notes),
-        make_row("rasterizer", f"peak memory ({case})", "memory", "GB", d["peak_rss_mb"] / 1024,
-                 repeats=n, notes="process peak RSS"),
+        *_numba_rows({**d, "repeats": n}, case, notes),
+        make_row("rasterizer", f"peak memory, numba ({case})", "memory", "GB",
+                 d["numba_peak_rss_mb"] / 1024, d["peak_rss_mb"] / 1024, TORCH, repeats=n,
+                 notes="process peak RSS"),
     ]
 
 
@@ -321,14 +341,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = [("scene", "forward s", "fwd+bwd s", "peak RSS MB")]
     if "deep" in result:
         d = result["deep"]
-        rows.append((f"deep {d['gaussians']} @ {d['size']}^2, "
-                     f"{d['overlaps_per_pixel']:.1f} per pixel", f"{d['forward_s']:.3f}",
-                     f"{d['forward_backward_s']:.3f}", f"{d['peak_rss_mb']:.0f}"))
+        case = f"deep {d['gaussians']} @ {d['size']}^2, {d['overlaps_per_pixel']:.1f} per pixel"
+        rows += _backend_lines(d, case)
     if "baseline" in result:
         b = result["baseline"]
         rows += [
-            (f"torch {result['gaussians']} @ {result['size']}^2", f"{result['forward_s']:.3f}",
-             f"{result['forward_backward_s']:.3f}", f"{result['peak_rss_mb']:.0f}"),
+            *_backend_lines(result, f"{result['gaussians']} @ {result['size']}^2"),
             (f"dense {b['gaussians']} @ {b['size']}^2", f"{b['dense_forward_s']:.3f}",
              f"{b['dense_forward_backward_s']:.3f}", f"{b['dense_peak_rss_mb']:.0f}"),
             (f"torch {b['gaussians']} @ {b['size']}^2", f"{b['torch_forward_s']:.3f}",
@@ -350,6 +368,18 @@ def main(argv: list[str] | None = None) -> int:
         tmp.write_text(json.dumps(result, indent=2) + "\n")
         tmp.replace(args.json)
     return 0
+
+
+def _backend_lines(figures: dict, case: str) -> list[tuple[str, ...]]:
+    """Printed lines of one scene: numba, torch and their ratio."""
+    return [
+        (f"numba {case}", f"{figures['numba_forward_s']:.3f}",
+         f"{figures['numba_forward_backward_s']:.3f}", f"{figures['numba_peak_rss_mb']:.0f}"),
+        (f"torch {case}", f"{figures['forward_s']:.3f}", f"{figures['forward_backward_s']:.3f}",
+         f"{figures['peak_rss_mb']:.0f}"),
+        ("torch / numba", f"{figures['forward_s'] / figures['numba_forward_s']:.1f}x",
+         f"{figures['forward_backward_s'] / figures['numba_forward_backward_s']:.1f}x", ""),
+    ]
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ that trajectory can be compared frame by frame with the true views.
 ``reference.png``, ``depth.npy`` (the true z-depth), ``K.npy``, ``orbit_XX.png``,
 ``orbit_depth.npy`` and ``orbit.json``; with ``report=true`` it also prints the depth priors'
 AbsRel (:func:`depth_report`) and the orbit PSNR of fields built with each prior
-(:func:`orbit_report`, a few minutes per prior on two CPU cores).
+(:func:`orbit_report`, a few seconds per prior on two CPU cores).
 """
 
 from __future__ import annotations
@@ -335,8 +335,7 @@ def orbit_report(priors: tuple[str, ...] = ("ramp", "popup"), frames: int = 9,
     plate = cv2.resize(rgb, (build_size, build_size), interpolation=cv2.INTER_AREA)
     true_b = cv2.resize(true, (build_size, build_size), interpolation=cv2.INTER_NEAREST)
     K_b = scale_intrinsics(K, s, s)
-    cfg = field.build_config({"reference_steps": 2 * steps, "view_steps": steps}, seed=seed,
-                             backend="torch")
+    cfg = field.build_config({"reference_steps": 2 * steps, "view_steps": steps}, seed=seed)
     spiral_cfg = {"candidates": 12, "r": None, "s": None}
     inpainter = OpenCVInpainter()
     moved = np.abs(traj.w2c - np.eye(4)).max(axis=(1, 2)) > 1e-9  # not at the reference [T]
@@ -354,8 +353,9 @@ def orbit_report(priors: tuple[str, ...] = ("ramp", "popup"), frames: int = 9,
         g, _ = field.build_spiral(plate, depth_b, K_b, cams, spiral_views, inpainter, model,
                                   None, cfg)
         g = field.build_custom(g, rescale_intrinsics(traj, build_size, build_size),
-                               custom_views, inpainter, model, None, cfg)
-        video, _, uncovered = field.render_video(g, traj, backend="torch")
+                               custom_views, inpainter, model, None, cfg,
+                               reference=field.reference_view(plate, depth_b, K_b))
+        video, _, uncovered = field.render_video(g, traj)
         pred_v = torch.from_numpy(video.astype(np.float32) / 255.0).permute(0, 3, 1, 2)
         values = psnr(pred_v, ref, mask).tolist()
         out[name] = {"psnr": values, "mean": float(np.mean(values)),

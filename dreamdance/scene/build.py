@@ -30,10 +30,11 @@ from dreamdance.camera import (
 from dreamdance.errors import InputError
 from dreamdance.io import write_array, write_json
 from dreamdance.media import save_image, to_uint8
+from dreamdance.scene.depth import unproject
 from dreamdance.scene.fit import FitConfig, View, fit
 from dreamdance.scene.gaussians import Gaussians, from_rgbd
 from dreamdance.scene.render import render, render_trajectory
-from dreamdance.scene.warp import align_depth, find_holes, lazy_next_view, new_pixels
+from dreamdance.scene.warp import align_depth, find_holes, in_front, lazy_next_view, new_pixels
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class BuildConfig:
     hole_min_area: int = 4
     hole_grow: int = 1
     edge_ratio: float = 0.08
+    front_margin: float = 0.05
     reference_steps: int = 40
     view_steps: int = 15
     select_scale: float = 0.25
@@ -80,6 +82,14 @@ def _view(v: StoredView) -> View:
     return View(_tensor(v.rgb), torch.as_tensor(v.fit_mask), _tensor(v.w2c), _tensor(v.K))
 
 
+def reference_view(plate: np.ndarray, depth: np.ndarray, K: np.ndarray) -> StoredView:
+    """The reference camera (identity) as a stored view: every pixel given. ``plate [H, W,
+    3]``, ``depth [H, W]``, ``K [3, 3]``"""
+    everything = np.ones(depth.shape, bool)
+    return StoredView(plate, depth, everything, everything, everything, np.eye(4), K, 1.0,
+                      depth.size)
+
+
 def reference_field(plate: np.ndarray, depth: np.ndarray, K: np.ndarray, cfg: BuildConfig,
                     device: str = "cpu") -> tuple[Gaussians, StoredView]:
     """One Gaussian per plate pixel at the reference camera (identity), fitted to the plate.
@@ -89,9 +99,7 @@ def reference_field(plate: np.ndarray, depth: np.ndarray, K: np.ndarray, cfg: Bu
         depth: its metric depth. [H, W]
         K: the reference intrinsics at this size. [3, 3]
     """
-    everything = np.ones(depth.shape, bool)
-    ref = StoredView(plate, depth, everything, everything, everything, np.eye(4), K, 1.0,
-                     depth.size)
+    ref = reference_view(plate, depth, K)
     g = from_rgbd(plate, depth, K, np.eye(4), None, opacity=cfg.opacity).to(device)
     fitted = fit(None, g, [_view(ref)], replace(cfg.fit, steps=cfg.reference_steps),
                  desc="fit reference")
@@ -117,10 +125,13 @@ def hole_ratios(g: Gaussians, cams: Trajectory, candidates: list[int], scale: fl
 
 def expand(g: Gaussians, stored: list[StoredView], cams: Trajectory, n_views: int,
            inpainter: Inpainter, depth_model: DepthModel, prompt: str | None,
-           cfg: BuildConfig, desc: str = "expand") -> tuple[Gaussians, list[StoredView]]:
+           cfg: BuildConfig, desc: str = "expand",
+           guards: list[StoredView] | None = None) -> tuple[Gaussians, list[StoredView]]:
     """Visit up to ``n_views`` of ``cams`` by hole ratio, warp-and-inpaint each, grow ``g``.
 
-    Returns the grown field and the views visited here (``stored`` gets them appended too).
+    No Gaussian is added where it would stand in front of what a stored view (of ``stored``,
+    and of ``guards``) sees (:func:`keep_behind`). Returns the grown field and the views
+    visited here (``stored`` gets them appended too).
     """
     visited: set[int] = set()
     new_views: list[StoredView] = []
@@ -137,6 +148,7 @@ def expand(g: Gaussians, stored: list[StoredView], cams: Trajectory, n_views: in
         visited.add(i)
         view = warp_and_inpaint(g, cams.w2c[i], cams.K[i], cams.width, cams.height, inpainter,
                                 depth_model, prompt, cfg)
+        view = keep_behind(view, [*stored, *(guards or [])], cfg.front_margin)
         log.info("%s: camera %d, hole ratio %.3f, %d new Gaussians", desc, i, view.hole_ratio,
                  view.added)
         if view.added:
@@ -148,6 +160,29 @@ def expand(g: Gaussians, stored: list[StoredView], cams: Trajectory, n_views: in
             g = Gaussians.cat([g, new])
         new_views.append(view)
     return g, new_views
+
+
+def keep_behind(view: StoredView, others: list[StoredView], margin: float) -> StoredView:
+    """``view`` with no new Gaussian where one would stand in front of the surface another
+    stored view sees (on its ``fit_mask``, by more than ``margin`` of the depth there): such a
+    Gaussian would change that view's image, which the view contradicts. This happens at depth
+    edges, where a hole beside a near object takes the object's depth and its Gaussians would
+    widen the object in every other view. Dropped pixels stay holes for later views."""
+    if not view.added or not others:
+        return view
+    points = unproject(view.depth, view.K)[view.new]  # [M, 3] camera frame
+    c2w = np.linalg.inv(view.w2c)
+    points = points @ c2w[:3, :3].T + c2w[:3, 3]  # world
+    blocked = np.zeros(len(points), bool)
+    for o in others:
+        blocked |= in_front(points, o.depth, o.fit_mask, o.w2c, o.K, margin)
+    if not blocked.any():
+        return view
+    new = view.new.copy()
+    new[new] = ~blocked
+    log.debug("%d of %d new Gaussians would stand in front of a stored view; not added",
+              int(blocked.sum()), view.added)
+    return replace(view, new=new, added=int(new.sum()))
 
 
 def warp_and_inpaint(g: Gaussians, w2c: np.ndarray, K: np.ndarray, width: int, height: int,
@@ -207,9 +242,12 @@ def build_spiral(plate: np.ndarray, depth: np.ndarray, K: np.ndarray, cams: Traj
 
 
 def build_custom(g: Gaussians, cams: Trajectory, n_views: int, inpainter: Inpainter,
-                 depth_model: DepthModel, prompt: str | None, cfg: BuildConfig) -> Gaussians:
-    """The field grown along the custom trajectory (its views are fitted on their own)."""
-    g, _ = expand(g, [], cams, n_views, inpainter, depth_model, prompt, cfg, desc="custom")
+                 depth_model: DepthModel, prompt: str | None, cfg: BuildConfig,
+                 reference: StoredView | None = None) -> Gaussians:
+    """The field grown along the custom trajectory (its views are fitted on their own; no
+    new Gaussian stands in front of what ``reference`` sees)."""
+    g, _ = expand(g, [], cams, n_views, inpainter, depth_model, prompt, cfg, desc="custom",
+                  guards=None if reference is None else [reference])
     return g
 
 

@@ -51,7 +51,7 @@ from torch import Tensor
 
 from dreamdance.errors import InputError
 
-BACKENDS = ("auto", "torch", "gsplat")
+BACKENDS = ("auto", "numba", "torch", "gsplat")
 
 ALPHA_THRESHOLD = 1.0 / 255.0  # gsplat's ALPHA_THRESHOLD: fainter splats are skipped
 ALPHA_MAX = 0.999  # alpha is clamped to this, so transmittance never reaches 0
@@ -82,7 +82,7 @@ def rasterize(
     tile_size: int = 16,
     backend: str = "auto",
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Render 3D Gaussians: gsplat on CUDA, the PyTorch rasteriser elsewhere.
+    """Render 3D Gaussians: gsplat on CUDA, the compiled CPU rasteriser on the CPU.
 
     Args:
         means: Gaussian centres in world coordinates. [N, 3]
@@ -100,8 +100,9 @@ def rasterize(
         backgrounds: colour behind the Gaussians, or None for black. [C, 3]
         tile_size: tile side in pixels (gsplat's tiles; band height unit of the PyTorch path).
             The image does not depend on it.
-        backend: "auto" (gsplat when CUDA is available and the tensors are on it, else
-            "torch"), "torch" or "gsplat" (needs CUDA).
+        backend: "auto" (gsplat when CUDA is available and the tensors are on it,
+            "numba" for CPU tensors, else "torch"), "numba" (:mod:`.rasterize_numba`, CPU
+            tensors), "torch" (:func:`rasterize_torch`, any device) or "gsplat" (needs CUDA).
 
     Returns:
         rgb: colour, background blended. [C, H, W, 3]
@@ -111,7 +112,15 @@ def rasterize(
     if backend not in BACKENDS:
         raise InputError("backend", f"expected one of {', '.join(BACKENDS)}, got {backend!r}")
     if backend == "auto":
-        backend = "gsplat" if torch.cuda.is_available() and means.is_cuda else "torch"
+        backend = ("gsplat" if torch.cuda.is_available() and means.is_cuda
+                   else "numba" if means.device.type == "cpu" else "torch")
+    if backend == "numba":
+        from dreamdance.scene.rasterize_numba import rasterize_numba
+
+        return rasterize_numba(
+            means, quats, scales, opacities, colors, viewmats, Ks, width, height,
+            near_plane=near_plane, far_plane=far_plane, eps2d=eps2d, backgrounds=backgrounds,
+        )
     if backend == "torch":
         return rasterize_torch(
             means, quats, scales, opacities, colors, viewmats, Ks, width, height,

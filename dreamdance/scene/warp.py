@@ -171,3 +171,32 @@ def lazy_next_view(ratios: np.ndarray, visited: set[int], refresh, min_ratio: fl
             return i
         ratios[i] = refresh(i)
         fresh.add(i)
+
+
+def in_front(points: np.ndarray, depth: np.ndarray, seen: np.ndarray, w2c: np.ndarray,
+             K: np.ndarray, margin: float) -> np.ndarray:
+    """Which world points would stand in front of the surface a stored view sees: they project
+    inside the view, onto a pixel of ``seen``, at a z-depth below ``(1 - margin)`` times the
+    view's depth there. A Gaussian there would show in that view and change its image, which
+    the view contradicts.
+
+    Args:
+        points: world coordinates. [M, 3]
+        depth: the view's z-depth. [H, W]
+        seen: the view's pixels whose depth holds (what it saw or was given). bool [H, W]
+        w2c: the view's world-to-camera pose. [4, 4]
+        K: its intrinsics. [3, 3]
+        margin: relative depth tolerance.
+
+    Returns:
+        bool. [M]
+    """
+    h, w = depth.shape
+    cam = points @ w2c[:3, :3].T + w2c[:3, 3]  # [M, 3]
+    z = cam[:, 2]
+    ahead = z > 1e-9
+    uv = (cam @ K.T)[:, :2] / np.where(ahead, z, 1.0)[:, None]  # [M, 2] pixel coordinates
+    inside = ahead & (uv[:, 0] >= 0) & (uv[:, 0] < w) & (uv[:, 1] >= 0) & (uv[:, 1] < h)
+    col = np.clip(np.floor(uv[:, 0]), 0, w - 1).astype(int)
+    row = np.clip(np.floor(uv[:, 1]), 0, h - 1).astype(int)
+    return inside & seen[row, col] & (z < (1.0 - margin) * depth[row, col])
