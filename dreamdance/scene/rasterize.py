@@ -1,9 +1,10 @@
 """Gaussian splatting rasterisation: a PyTorch renderer that matches gsplat, and a dispatcher.
 
 :func:`rasterize` renders colour, expected depth and alpha of a set of 3D Gaussians seen by one
-or more pinhole cameras. On CUDA it calls ``gsplat.rasterization``; elsewhere (or with
-``backend="torch"``) it runs :func:`rasterize_torch`, a differentiable PyTorch implementation
-that follows gsplat 1.5's conventions so that both give the same image:
+or more pinhole cameras. On CUDA it calls ``gsplat.rasterization``; on the CPU it runs
+:func:`~dreamdance.scene.rasterize_numba.rasterize_numba` (compiled compositing kernels); with
+``backend="torch"`` (any device) it runs :func:`rasterize_torch`, a differentiable PyTorch
+implementation. All follow gsplat 1.5's conventions so that they give the same image:
 
 - Cameras: ``viewmats`` are world-to-camera with OpenCV axes (x right, y down, z forward),
   ``Ks`` are in pixels, and pixel ``(x, y)`` has its centre at ``(x + 0.5, y + 0.5)``.
