@@ -27,13 +27,41 @@ def _disc(size: int, radius: float, centre: tuple[float, float] | None = None) -
 
 
 def test_fill_continues_stripes_that_telea_streaks_across():
-    """Measured: 17.96 dB and a gradient ratio of 1.05, Telea 11.59 dB."""
+    """Measured: 12.61 dB and a gradient ratio of 1.05 with the defaults, 15.09 dB with the
+    texture's strength weighted as much as the shade (energy=1), Telea 11.59 dB and 1.23. The
+    default energy (0.3) is lower for flat-coloured art, where matching on texture strength
+    copies edges into the hole."""
     img, hole = _stripes(), _disc(96, 14)
-    ours = ExemplarInpainter(sigma=2.0)(img, hole)
-    telea = OpenCVInpainter()(img, hole)
-    mine, theirs = (bench_plate.plate_errors(f, img, hole) for f in (ours, telea))
-    assert 0.8 <= mine["gradient_ratio"] <= 1.2, mine
-    assert mine["psnr"] >= theirs["psnr"] + 4.0, (mine, theirs)
+    telea = bench_plate.plate_errors(OpenCVInpainter()(img, hole), img, hole)
+    for energy, margin in ((0.3, 0.5), (1.0, 3.0)):
+        ours = ExemplarInpainter(sigma=2.0, energy=energy)(img, hole)
+        mine = bench_plate.plate_errors(ours, img, hole)
+        assert 0.8 <= mine["gradient_ratio"] <= 1.2, (energy, mine)
+        assert mine["psnr"] >= telea["psnr"] + margin, (energy, mine, telea)
+
+
+def test_strata_continue_a_boundary_across_the_hole_and_blend_where_ends_differ():
+    """Sky over ground, a tall hole across the horizon: each row's ends agree, so the horizon
+    runs straight through (the membrane fill alone blurs it over many rows). A hole over a
+    vertical edge (row ends differ, column ends agree) is continued down the columns."""
+    sky, ground = np.array([0.5, 0.7, 1.0]), np.array([0.2, 0.6, 0.2])
+    img = np.where((np.arange(64) < 30)[:, None, None], sky, ground).repeat(64, 1)
+    img = img.astype(np.float32)
+    hole = np.zeros((64, 64), bool)
+    hole[8:56, 26:38] = True
+    weights = exemplar.strata_weights(img, hole, 0.05)
+    assert weights.shape == (2, 64, 64) and (weights[:, ~hole] == 0).all()
+    assert np.allclose(weights[0][hole], 1.0) and weights[1][hole].max() < 1e-6
+    out = exemplar.strata(img, hole, weights, 0.05)
+    # the horizon stays between rows 29 and 30; the membrane's 5 % share leaves a faint ramp
+    assert np.abs(out[:30, 26:38] - sky).max() < 0.02
+    assert np.abs(out[30:56, 26:38] - ground).max() < 0.02
+    blurred = diffuse(img, ~hole)  # the membrane alone: a ramp across the horizon
+    assert np.abs(blurred[26, 32] - sky).max() > 0.05
+    edge = img.transpose(1, 0, 2).copy()  # left sky, right ground: the same, turned
+    w_edge = exemplar.strata_weights(edge, hole.T, 0.05)
+    np.testing.assert_allclose(exemplar.strata(edge, hole.T, w_edge, 0.05)[26:38, 8:56],
+                               out[8:56, 26:38].transpose(1, 0, 2), atol=1e-5)
 
 
 def test_known_pixels_kept_exactly_and_the_fill_in_range():
@@ -80,7 +108,8 @@ def test_empty_and_full_holes():
 
 
 @pytest.mark.parametrize("key,value", [("patch", 4), ("patch", 1), ("sigma", 0), ("energy", -1),
-                                       ("search", 0), ("refine", -1), ("components", 0)])
+                                       ("search", 0), ("refine", -1), ("components", 0),
+                                       ("agree", 0), ("membrane", 0)])
 def test_bad_settings_name_the_key(key, value):
     with pytest.raises(InputError, match=f"inpainter.{key}={value}"):
         ExemplarInpainter(**{key: value})
@@ -103,11 +132,11 @@ def test_plate_cases_hold_the_true_plate_and_the_stage_hole():
 
 @pytest.mark.slow
 def test_plate_figures_on_photos_meet_the_bounds():
-    """On every photo at 512²: a gradient ratio in [0.7, 1.3] and PSNR at most 1 dB under
-    Telea's; on the sample, PSNR at most 1 dB under Telea's."""
+    """On the sample and every photo at 512²: a gradient ratio in [0.7, 1.3] and PSNR at most
+    1 dB under Telea's."""
     table = bench_plate.run(("opencv", "exemplar"), 512)
+    assert len(table["exemplar"]) == 1 + len(bench_plate.PHOTOS)
     for case, ours in table["exemplar"].items():
         telea = table["opencv"][case]
         assert ours["psnr"] >= telea["psnr"] - 1.0, (case, ours, telea)
-        if case != "sample":
-            assert 0.7 <= ours["gradient_ratio"] <= 1.3, (case, ours)
+        assert 0.7 <= ours["gradient_ratio"] <= 1.3, (case, ours)

@@ -1,19 +1,25 @@
-"""Exemplar-based hole filling: a smooth structure plus texture copied by PatchMatch.
+"""Exemplar-based hole filling: a structure that continues strata plus texture copied by
+PatchMatch.
 
 The image is split into a structure layer (a Gaussian blur of its known pixels, ``sigma``
 pixels) and a texture layer (the rest), and the two are filled apart, as in Bertalmio et al.,
 "Simultaneous structure and texture image inpainting" (2003):
 
-- **structure**: the harmonic (Laplace, membrane) interpolation of the blurred known pixels
-  (:func:`dreamdance.scene.warp.diffuse`): smooth, with none of the radial streaks of fast
-  marching;
+- **structure** (:func:`strata`): where the two known ends of a row across the hole agree in
+  colour (within ``agree``), the row is one stratum (a horizon, a hill, a table's edge seen
+  through a figure) and is continued straight, interpolated linearly between its ends; the
+  same down each column; elsewhere the harmonic (Laplace, membrane) interpolation of the blurred
+  known pixels (:func:`dreamdance.scene.warp.diffuse`, weight ``membrane``) fills in. Each
+  pixel blends the three by the agreement ``exp(-(|a - b| / agree)^2)`` of the ends. Region
+  boundaries that cross the hole continue instead of fading into a blend of both sides, and
+  there are none of the radial streaks of fast marching;
 - **texture**: copied from the known part of the image patch by patch (Wexler, Shechtman and
   Irani 2007, with the nearest neighbours found by PatchMatch, Barnes et al. 2009):
 
   1. every ``p x p`` patch that overlaps the hole is matched to a patch wholly in the known
      part by its *context*: the shade (the structure blurred over a patch) and the local
-     strength of the texture (diffused into the hole, ``energy`` times as much), so
-     texture is taken from places of the same colour and the same busyness; each hole pixel
+     strength of the texture (filled into the hole like the structure, ``energy`` times as
+     much), so texture is taken from places of the same colour and the same busyness; each hole pixel
      takes the texture its own patch's match carries;
   2. ``refine`` rounds then match on the context and the copied texture together, so that
      neighbouring copies agree; each round's vote averages the ``p^2`` patches covering a
@@ -49,9 +55,10 @@ PCA_SAMPLES = 4096  # known patches the PCA basis is fitted to
 
 
 def fill(rgb: np.ndarray, hole: np.ndarray, patch: int = 7, sigma: float = 4.0,
-         energy: float = 1.0, search: int = 3, components: int = 16, seed: int = 0,
-         refine: int = 3) -> np.ndarray:
-    """Fill ``hole`` in ``rgb``: a smooth structure plus texture copied from the image.
+         energy: float = 0.3, search: int = 3, components: int = 16, seed: int = 0,
+         refine: int = 3, agree: float = 0.05, membrane: float = 0.05) -> np.ndarray:
+    """Fill ``hole`` in ``rgb``: a structure that continues strata plus texture copied from the
+    image.
 
     Args:
         rgb: ``[H, W, C]`` float image.
@@ -64,6 +71,9 @@ def fill(rgb: np.ndarray, hole: np.ndarray, patch: int = 7, sigma: float = 4.0,
         components: PCA dimensions patches are compared in.
         seed: seed of the random search (the same seed gives the same fill).
         refine: rounds matching on the copied texture too (>= 0).
+        agree: colour distance (RGB in [0, 1]) at which the two ends of a row or column
+            across the hole stop counting as one stratum (> 0).
+        membrane: weight of the membrane fill beside the strata (> 0).
 
     Returns:
         ``[H, W, C]`` float32, equal to ``rgb`` outside the hole.
@@ -77,20 +87,74 @@ def fill(rgb: np.ndarray, hole: np.ndarray, patch: int = 7, sigma: float = 4.0,
     if hole.all():
         raise ValueError("the hole covers the whole image: there is nothing to fill it from")
     with _one_thread():  # many small array operations: threads only wait on each other
-        return _fill(rgb, hole, patch, sigma, energy, search, components, seed, refine)
+        return _fill(rgb, hole, patch, sigma, energy, search, components, seed, refine, agree,
+                     membrane)
 
 
 def _fill(rgb: np.ndarray, hole: np.ndarray, patch: int, sigma: float, energy: float,
-          search: int, components: int, seed: int, refine: int) -> np.ndarray:
+          search: int, components: int, seed: int, refine: int, agree: float,
+          membrane: float) -> np.ndarray:
     out = rgb.copy()
     base = blur_known(rgb, hole, sigma)  # [H, W, C]
     texture = np.where(hole[..., None], 0.0, rgb - base).astype(np.float32)
-    structure = diffuse(base, ~hole)
+    weights = strata_weights(base, hole, agree)
+    structure = strata(base, hole, weights, membrane)
     if _whole_patches(hole, patch).any():
-        texture = synthesize(texture, context(structure, texture, hole, patch, energy), hole,
-                             patch, search, components, seed, refine)
+        guide = context(structure, texture, hole, patch, energy, weights, membrane)
+        texture = synthesize(texture, guide, hole, patch, search, components, seed, refine)
     out[hole] = (structure + texture)[hole]
     return out
+
+
+def strata_weights(base: np.ndarray, hole: np.ndarray, agree: float) -> np.ndarray:
+    """How much each hole pixel's row and column continue one stratum: ``exp(-(d / agree)^2)``
+    with ``d`` the RGB distance between the known pixels that end the hole's run on either
+    side (0 where a side is the image border). ``[2, H, W]`` (rows, columns) float32"""
+    weights = []
+    for img, known in ((base, ~hole), (base.transpose(1, 0, 2), ~hole.T)):
+        a, b, has_a, has_b, _ = _run_ends(img, known)
+        d = np.linalg.norm(a - b, axis=-1)
+        w = np.where(has_a & has_b & ~known, np.exp(-(d / agree) ** 2), 0.0)
+        weights.append(w if img is base else w.T)
+    return np.stack(weights).astype(np.float32)
+
+
+def strata(values: np.ndarray, hole: np.ndarray, weights: np.ndarray,
+           membrane: float) -> np.ndarray:
+    """``values [H, W, C]`` filled in the hole: the linear interpolation along each row and
+    each column between the run's known ends, and the membrane fill, blended by ``weights
+    [2, H, W]`` (:func:`strata_weights`) and ``membrane``. Known pixels are kept.
+    ``[H, W, C]`` float32"""
+    rows = _lerp_runs(values, ~hole)
+    cols = _lerp_runs(values.transpose(1, 0, 2), ~hole.T).transpose(1, 0, 2)
+    w_r, w_c = weights[0][..., None], weights[1][..., None]
+    mixed = (w_r * rows + w_c * cols + membrane * diffuse(values, ~hole)) / (w_r + w_c + membrane)
+    return np.where(hole[..., None], mixed, values).astype(np.float32)
+
+
+def _run_ends(values: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Along each row of ``values [H, W, C]``: the values at the nearest known pixel at or
+    left of each pixel and at or right of it (``[H, W, C]`` each), whether those exist
+    (``[H, W]`` bool each), and where each pixel lies between them (``[H, W]``, 0 at the left
+    end; 0 or 1 where only one end exists)."""
+    w = known.shape[1]
+    cols = np.arange(w)[None]
+    left = np.maximum.accumulate(np.where(known, cols, -1), axis=1)  # [H, W], -1: none
+    right = np.minimum.accumulate(np.where(known, cols, w)[:, ::-1], axis=1)[:, ::-1]  # w: none
+    has_l, has_r = left >= 0, right < w
+    t = np.where(has_l & has_r, (cols - left) / np.maximum(right - left, 1),
+                 np.where(has_l, 0.0, 1.0))
+    rows = np.arange(known.shape[0])[:, None]
+    return (values[rows, np.clip(left, 0, w - 1)], values[rows, np.clip(right, 0, w - 1)],
+            has_l, has_r, t)
+
+
+def _lerp_runs(values: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Each unknown run of each row filled by the linear interpolation between the known
+    pixels that end it (the one known end where the run touches the border). ``[H, W, C]``
+    float32"""
+    a, b, _, _, t = _run_ends(values, known)
+    return ((1 - t[..., None]) * a + t[..., None] * b).astype(np.float32)
 
 
 def blur_known(img: np.ndarray, hole: np.ndarray, sigma: float) -> np.ndarray:
@@ -103,13 +167,14 @@ def blur_known(img: np.ndarray, hole: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def context(structure: np.ndarray, texture: np.ndarray, hole: np.ndarray, patch: int,
-            energy: float) -> np.ndarray:
+            energy: float, weights: np.ndarray, membrane: float) -> np.ndarray:
     """What the texture's sources are chosen by, known everywhere: the shade (the structure
     blurred over a patch) and ``energy`` times the texture's local amplitude relative to its
-    median (diffused into the hole). ``[H, W, C + 1]`` float32"""
+    median (filled into the hole along the structure's strata, ``weights [2, H, W]``).
+    ``[H, W, C + 1]`` float32"""
     shade = cv2.GaussianBlur(structure, (0, 0), patch / 2).reshape(structure.shape)
     power = blur_known((texture ** 2).mean(2, keepdims=True), hole, patch / 2)
-    amplitude = np.sqrt(diffuse(power, ~hole))
+    amplitude = np.sqrt(np.maximum(strata(power, hole, weights, membrane), 0.0))
     scale = max(float(np.median(amplitude[~hole])), 1e-6)
     return np.concatenate([shade, amplitude * np.float32(energy / scale)], axis=2)
 

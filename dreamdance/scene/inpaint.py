@@ -95,10 +95,14 @@ class ExemplarInpainter:
         refine: search-and-vote rounds matching on the texture itself, >= 0.
         components: PCA dimensions patches are compared in, >= 1.
         seed: seed of the random search.
+        agree: colour distance at which a row's (column's) two ends across the hole stop
+            counting as one stratum, > 0.
+        membrane: weight of the membrane fill beside the strata, > 0.
     """
 
-    def __init__(self, patch: int = 7, sigma: float = 4.0, energy: float = 1.0, search: int = 3,
-                 refine: int = 3, components: int = 16, seed: int = 0):
+    def __init__(self, patch: int = 7, sigma: float = 4.0, energy: float = 0.3, search: int = 3,
+                 refine: int = 3, components: int = 16, seed: int = 0, agree: float = 0.05,
+                 membrane: float = 0.05):
         _check_int(patch, "inpainter.patch", 3)
         if patch % 2 == 0:
             raise InputError(f"inpainter.patch={patch}", "must be odd")
@@ -108,9 +112,11 @@ class ExemplarInpainter:
         _check_int(refine, "inpainter.refine", 0)
         _check_int(components, "inpainter.components", 1)
         _check_int(seed, "inpainter.seed", 0)
+        _check_number(agree, "inpainter.agree", low=0.0, strict=True)
+        _check_number(membrane, "inpainter.membrane", low=0.0, strict=True)
         self.options = {"patch": patch, "sigma": float(sigma), "energy": float(energy),
                         "search": search, "refine": refine, "components": components,
-                        "seed": seed}
+                        "seed": seed, "agree": float(agree), "membrane": float(membrane)}
 
     def __call__(self, rgb: np.ndarray, mask: np.ndarray, prompt: str | None = None) -> np.ndarray:
         """Args: rgb ``[H, W, 3]``; mask ``[H, W]`` (True = fill). Returns ``[H, W, 3]`` float32."""
