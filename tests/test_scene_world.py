@@ -134,11 +134,16 @@ def test_tool_writes_the_views(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_orbit_psnr_popup_at_least_ramp():
-    """The field built with popup's depth matches the true orbit better than ramp's where the
-    camera has moved (measured: 18.5 vs 16.3 dB mean, 17.5 vs 15.7 dB worst frame; about 3 to 7
-    minutes on two CPU cores). At the reference pose ramp's field is sharper (26.5 vs 22.4 dB):
-    the orbit's inpainted views add Gaussians in front of the reference content."""
+    """With the same (Telea) inpainting, the field built with popup's depth matches the true
+    orbit better than ramp's where the camera has moved (measured: 17.77 vs 16.27 dB mean,
+    16.26 vs 15.67 dB worst frame), and within 0.6 dB at the reference pose (25.99 vs 26.51).
+    The new CPU defaults (popup, exemplar fill) beat the old ones (ramp, Telea) on the mean and
+    away from the reference (19.91 vs 19.69, 16.90 vs 16.27 dB): the exemplar fill's texture
+    costs PSNR in disocclusions against Telea's smooth guess. About 20 s on two CPU cores."""
     r = sw.orbit_report()
-    assert np.isfinite(r["popup"]["psnr"]).all()
-    assert r["popup"]["moved"] >= r["ramp"]["moved"] + 1.0, r
-    assert r["popup"]["min"] >= r["ramp"]["min"], r
+    old, pop, new = (r[k] for k in sw.ORBIT_SETUPS)
+    assert all(np.isfinite(x["psnr"]).all() for x in (old, pop, new))
+    assert pop["moved"] >= old["moved"] + 1.0, r
+    assert pop["min"] >= old["min"], r
+    assert pop["psnr"][0] >= old["psnr"][0] - 1.0, r  # frame 0: the reference pose
+    assert new["mean"] >= old["mean"] and new["moved"] >= old["moved"], r

@@ -24,7 +24,7 @@ that trajectory can be compared frame by frame with the true views.
 ``reference.png``, ``depth.npy`` (the true z-depth), ``K.npy``, ``orbit_XX.png``,
 ``orbit_depth.npy`` and ``orbit.json``; with ``report=true`` it also prints the depth priors'
 AbsRel (:func:`depth_report`) and the orbit PSNR of fields built with each prior
-(:func:`orbit_report`, a few seconds per prior on two CPU cores).
+(:func:`orbit_report`, with Telea and the exemplar fill; seconds per setup on two CPU cores).
 """
 
 from __future__ import annotations
@@ -305,19 +305,24 @@ def depth_report(priors: tuple[str, ...] = PRIORS, size: int = SIZE) -> dict[str
     return out
 
 
-def orbit_report(priors: tuple[str, ...] = ("ramp", "popup"), frames: int = 9,
+ORBIT_SETUPS = ("ramp+opencv", "popup+opencv", "popup+exemplar")  # the old and new defaults
+
+
+def orbit_report(setups: tuple[str, ...] = ORBIT_SETUPS, frames: int = 9,
                  build_size: int = 128, render_size: int = 256, spiral_views: int = 2,
                  custom_views: int = 2, steps: int = 10, seed: int = 0) -> dict[str, dict]:
-    """The orbit PSNR of a field built from the reference view with each depth prior.
+    """The orbit PSNR of a field built from the reference view with each depth prior and
+    inpainter (``"PRIOR+INPAINTER"``: the scene stage's ``depth=`` and ``inpainter=``).
 
-    For each prior: its depth of the reference view (median-aligned to the true depth, as a
-    monocular depth's scale is unknown), the reference field grown along the scene stage's
-    spiral and then along the orbit (OpenCV inpainting, the prior's depth for each inpainted
-    view, ``steps`` optimisation steps per view), rendered along the orbit at ``render_size``
-    and compared with the true views (PSNR over the pixels the true view covers).
+    For each setup: the prior's depth of the reference view (median-aligned to the true depth,
+    as a monocular depth's scale is unknown), the reference field grown along the scene stage's
+    spiral and then along the orbit (the inpainter filling each view's holes, the prior's depth
+    for each inpainted view, ``steps`` optimisation steps per view), rendered along the orbit at
+    ``render_size`` and compared with the true views (PSNR over the pixels the true view
+    covers).
 
     Returns:
-        ``{prior: {"psnr": [T], "mean", "min", "moved", "uncovered": [T], "seconds"}}``:
+        ``{setup: {"psnr": [T], "mean", "min", "moved", "uncovered": [T], "seconds"}}``:
         per-frame PSNR (dB), its mean and minimum, its mean over the frames away from the
         reference pose (the orbit returns there at its middle and end), the fraction of each
         rendered frame with alpha < 0.5, and the time taken.
@@ -326,8 +331,9 @@ def orbit_report(priors: tuple[str, ...] = ("ramp", "popup"), frames: int = 9,
 
     from dreamdance.camera import rescale_intrinsics, scale_intrinsics
     from dreamdance.eval.frames import psnr
+    from dreamdance.inputs import build
     from dreamdance.scene import build as field
-    from dreamdance.scene.inpaint import OpenCVInpainter
+    from tools.cli import compose_config
 
     rgb, true, K = reference(render_size)
     truth, _, covered, traj = orbit(frames, render_size)
@@ -337,14 +343,16 @@ def orbit_report(priors: tuple[str, ...] = ("ramp", "popup"), frames: int = 9,
     K_b = scale_intrinsics(K, s, s)
     cfg = field.build_config({"reference_steps": 2 * steps, "view_steps": steps}, seed=seed)
     spiral_cfg = {"candidates": 12, "r": None, "s": None}
-    inpainter = OpenCVInpainter()
     moved = np.abs(traj.w2c - np.eye(4)).max(axis=(1, 2)) > 1e-9  # not at the reference [T]
     ref = torch.from_numpy(truth).permute(0, 3, 1, 2).float()  # [T, 3, H, W]
     mask = torch.from_numpy(covered)[:, None].float()  # [T, 1, H, W]
     out = {}
-    for name in priors:
+    for setup in setups:
+        name, _, fill = setup.partition("+")
         torch.manual_seed(seed)
         model = prior(name)
+        inpainter = build(compose_config(["stage=scene", f"inpainter={fill or 'opencv'}",
+                                          f"seed={seed}"]).inpainter)
         start = time.perf_counter()
         pred = cv2.resize(model(rgb).depth, (build_size, build_size),
                           interpolation=cv2.INTER_NEAREST)
@@ -358,7 +366,7 @@ def orbit_report(priors: tuple[str, ...] = ("ramp", "popup"), frames: int = 9,
         video, _, uncovered = field.render_video(g, traj)
         pred_v = torch.from_numpy(video.astype(np.float32) / 255.0).permute(0, 3, 1, 2)
         values = psnr(pred_v, ref, mask).tolist()
-        out[name] = {"psnr": values, "mean": float(np.mean(values)),
+        out[setup] = {"psnr": values, "mean": float(np.mean(values)),
                      "min": float(np.min(values)),
                      "moved": float(np.mean([v for v, m in zip(values, moved, strict=True)
                                              if m])) if moved.any() else float("nan"),
@@ -373,10 +381,10 @@ def print_reports(depth: dict[str, dict] | None, orbits: dict[str, dict] | None)
             print(f"{name:<11} {r['abs_rel']:7.3f} {r['abs_rel_aligned']:10.3f} "
                   f"{r['seconds']:17.3f}")
     if orbits:
-        print("orbit PSNR (dB)  mean    min  moved   per frame")
+        print("orbit PSNR (dB)   mean    min  moved   per frame")
         for name, r in orbits.items():
             frames = " ".join(f"{v:.1f}" for v in r["psnr"])
-            print(f"{name:<14} {r['mean']:6.2f} {r['min']:6.2f} {r['moved']:6.2f}   {frames}")
+            print(f"{name:<15} {r['mean']:6.2f} {r['min']:6.2f} {r['moved']:6.2f}   {frames}")
 
 
 def write(out: Path, size: int = SIZE, frames: int = 9) -> list[Path]:
