@@ -145,9 +145,9 @@ def test_fit_renders_only_what_the_trainable_gaussians_reach():
     assert (covered[:, 2] >= covered[:, 0]).sum() > 5  # and reach some pixels
 
 
-def test_gradcheck_float64():
-    gen = torch.Generator().manual_seed(2)
-    n = 3
+@pytest.mark.parametrize("render,n,seed", [(rasterize_torch, 3, 2), (rasterize_numba, 4, 4)])
+def test_gradcheck_float64(render, n, seed):
+    gen = torch.Generator().manual_seed(seed)
     inputs = [
         (torch.rand(n, 3, generator=gen, dtype=torch.float64) - 0.5) * 0.4
         + torch.tensor([0.0, 0.0, 2.0], dtype=torch.float64),
@@ -161,7 +161,8 @@ def test_gradcheck_float64():
     bg = torch.tensor([[0.2, 0.5, 0.9]], dtype=torch.float64)
 
     def f(*args):
-        return rasterize_torch(*args, viewmats, Ks, 8, 8, backgrounds=bg, tile_size=4)
+        kw = {"tile_size": 4} if render is rasterize_torch else {}
+        return render(*args, viewmats, Ks, 8, 8, backgrounds=bg, **kw)
 
     inputs = [x.requires_grad_(True) for x in inputs]
     assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-5, rtol=1e-4)

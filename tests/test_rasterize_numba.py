@@ -1,5 +1,6 @@
 """The compiled CPU rasteriser (backend=numba) against the dense twin and the PyTorch one:
-images and gradients, float64 gradcheck, tiles and their early stop, threads."""
+images and gradients, tiles and their early stop, threads (its float64 gradcheck and closed
+forms are in test_rasterize.py)."""
 
 import pytest
 import torch
@@ -32,28 +33,6 @@ def test_matches_dense(monkeypatch, tile, opaque):
     else:
         assert alpha.max() > 0.99 and (alpha < 0.5).any()
     assert grads[0][:15].abs().max() == 0  # behind the cameras: no gradient
-
-
-def test_gradcheck_float64():
-    gen = torch.Generator().manual_seed(4)
-    n = 4
-    inputs = [
-        (torch.rand(n, 3, generator=gen, dtype=torch.float64) - 0.5) * 0.4
-        + torch.tensor([0.0, 0.0, 2.0], dtype=torch.float64),
-        torch.randn(n, 4, generator=gen, dtype=torch.float64),
-        torch.rand(n, 3, generator=gen, dtype=torch.float64) * 0.1 + 0.08,
-        torch.rand(n, generator=gen, dtype=torch.float64) * 0.5 + 0.3,
-        torch.rand(n, 3, generator=gen, dtype=torch.float64),
-    ]
-    viewmats = torch.eye(4, dtype=torch.float64)[None]
-    Ks = torch.tensor([[[10.0, 0, 4], [0, 10.0, 4], [0, 0, 1]]], dtype=torch.float64)
-    bg = torch.tensor([[0.2, 0.5, 0.9]], dtype=torch.float64)
-
-    def f(*args):
-        return rasterize_numba(*args, viewmats, Ks, 8, 8, backgrounds=bg)
-
-    inputs = [x.requires_grad_(True) for x in inputs]
-    assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-5, rtol=1e-4)
 
 
 def deep_scene(n=3000, size=48, seed=0):
