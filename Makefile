@@ -11,7 +11,7 @@ DEMO_OUT ?= runs/demo
 LOCK_VENV  ?= .venv-lock
 PIP_TOOLS  := pip-tools==7.6.2
 
-.PHONY: install test test-slow demo demo-scene lint clean lock
+.PHONY: install test test-slow demo demo-scene app browser lint clean lock
 
 install: $(STAMP)
 
@@ -26,12 +26,12 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt $(LOCK)
 	$(BIN)/python -m tools.check_lock $(LOCK)
 	touch $(STAMP)
 
-# Resolve setup.cfg (with the test extra) under constraints.txt into exact pins. Without
+# Resolve setup.cfg (with the test and app extras) under constraints.txt into exact pins. Without
 # UPGRADE, pins already in the lock are kept and only what setup.cfg changed is resolved.
 lock:
 	test -x $(LOCK_VENV)/bin/pip-compile || { $(PYTHON) -m venv $(LOCK_VENV) && \
 	  $(LOCK_VENV)/bin/python -m pip install --quiet -c constraints.txt $(PIP_TOOLS); }
-	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet --extra test --allow-unsafe --strip-extras \
+	CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/pip-compile --quiet --extra test --extra app --allow-unsafe --strip-extras \
 	  --no-emit-index-url --no-emit-find-links --no-emit-trusted-host \
 	  $(if $(UPGRADE),--upgrade) -c constraints.txt -o $(LOCK) setup.cfg
 
@@ -59,6 +59,16 @@ demo-scene: $(STAMP)
 	$(BIN)/python -m dreamdance.run stage=scene $(DEMO_SCENE)
 	$(BIN)/python -m dreamdance.run stage=animate $(DEMO_SCENE)
 	@echo "demo-scene: see runs/demo-scene/animate/animation.mp4 and its preview.png"
+
+# the web app on http://127.0.0.1:7860 (APP_ARGS: --host/--port/--runs and key=value overrides)
+app: $(STAMP)
+	$(BIN)/python -m dreamdance.app $(APP_ARGS)
+
+# Debian's Chromium, which the app's browser test drives (Playwright's own download cannot work
+# here); needs root, as in CI
+browser:
+	command -v chromium >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
