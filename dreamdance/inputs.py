@@ -147,6 +147,21 @@ def limit_size(image: Any, name: str) -> Any:
     return LoadedImage(resize(image.rgb, size)[0], alpha)
 
 
+def plain(node: Any) -> Any:
+    """A config node as plain Python values (resolved); anything else as it is."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
+def builds(node: Any, cls: type) -> bool:
+    """Whether the config ``node`` (with a ``_target_``) builds a ``cls`` or a subclass of it;
+    the class is imported, nothing is built."""
+    from hydra.utils import get_class
+
+    return issubclass(get_class(str(node._target_)), cls)
+
+
 def build(node: Any) -> Any:
     """``hydra.utils.instantiate`` that lets a component's :class:`InputError` (a missing
     weights folder, a bad setting) through as itself rather than wrapped by Hydra."""

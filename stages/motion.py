@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from dreamdance import assets
 from dreamdance.camera import Trajectory, intrinsics_from_fov, rescale_intrinsics
 from dreamdance.errors import InputError
-from dreamdance.inputs import build, check_common, input_file
+from dreamdance.inputs import build, check_common, input_file, plain
 from dreamdance.io import read_json
 from dreamdance.media import load_image, resize, save_image, to_uint8, write_video
 from dreamdance.motion.align import CharacterFrame, align_poses, pose_frame
@@ -118,8 +118,8 @@ def run(cfg: DictConfig, character_mask: np.ndarray | None = None) -> None:
 
     run_dir.step("motion/poses", ["motion/poses.json"],
                  {**poses.deps, "poses": poses.path, **driving,
-                  "pose": None if extractor is None else _plain(cfg.pose),
-                  "smooth": _plain(mo.smooth)}, write_driving_poses)
+                  "pose": None if extractor is None else plain(cfg.pose),
+                  "smooth": plain(mo.smooth)}, write_driving_poses)
 
     def write_camera() -> None:
         if cams is not None:
@@ -139,7 +139,7 @@ def run(cfg: DictConfig, character_mask: np.ndarray | None = None) -> None:
         write_trajectory(p("motion/camera.json"), traj, format="json", fps=cfg.fps)
 
     camera_deps = ({**cams.deps, "camera": cams.path} if cams is not None else
-                   {**driving, "camtrack": _plain(cfg.camtrack), "fov": cfg.fov,
+                   {**driving, "camtrack": plain(cfg.camtrack), "fov": cfg.fov,
                     "frames": cfg.frames, "poses": p("motion/poses.json"),
                     "size": [width, height]})
     run_dir.step("motion/camera", ["motion/camera.json"], camera_deps, write_camera)
@@ -192,7 +192,7 @@ def run(cfg: DictConfig, character_mask: np.ndarray | None = None) -> None:
 
     run_dir.step("motion/videos", ["animate/pose_body.mp4", "animate/pose_face.mp4",
                                    "animate/pose_hand.mp4", "animate/mask.mp4"],
-                 {"aligned": p("motion/poses_aligned.json"), "mask": _plain(cfg.mask),
+                 {"aligned": p("motion/poses_aligned.json"), "mask": plain(cfg.mask),
                   "fps": cfg.fps}, write_videos)
 
     if own is not None:  # the art's own pose in the working frame: the puppet's rest pose
@@ -298,6 +298,3 @@ def _rgba(art) -> np.ndarray:
         return art.rgb
     return np.concatenate([art.rgb, art.alpha[..., None]], -1)
 
-
-def _plain(node):
-    return OmegaConf.to_container(node, resolve=True)

@@ -23,7 +23,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from dreamdance import assets
 from dreamdance.camera import intrinsics_from_fov, rescale_intrinsics, scale_intrinsics
-from dreamdance.inputs import build, check_common, input_file, limit_size, resolve_device
+from dreamdance.inputs import (
+    build,
+    builds,
+    check_common,
+    input_file,
+    limit_size,
+    plain,
+    resolve_device,
+)
 from dreamdance.io import read_json, write_array, write_json, write_text
 from dreamdance.media import fit_size, load_image, read_video, resize, save_image, write_video
 from dreamdance.motion.mask import mask_video
@@ -35,7 +43,7 @@ from dreamdance.rundir import RunDir
 from dreamdance.scene import build as field
 from dreamdance.scene.gaussians import load_ply, save_ply
 from dreamdance.scene.removal import remove_person
-from dreamdance.scene.segment import MaskSegmenter, check_mask
+from dreamdance.scene.segment import AutoSegmenter, MaskSegmenter, check_mask
 from dreamdance.scene.source import (
     ART,
     DRIVING,
@@ -115,9 +123,9 @@ def run(cfg: DictConfig) -> None:
     run_dir.step("scene/plate", ["scene/background.png", "scene/caption.txt"],
                  {**size, "character": p("scene/character.png") if source == ART else None,
                   "segment": cfg.scene.segment if source == IMAGE else None,
-                  "segmenter": _plain(cfg.segmenter),
+                  "segmenter": plain(cfg.segmenter),
                   "dilate": st.plate_dilate,
-                  "inpainter": _plain(cfg.inpainter), "captioner": _plain(cfg.captioner)}, plate)
+                  "inpainter": plain(cfg.inpainter), "captioner": plain(cfg.captioner)}, plate)
 
     def depth() -> None:
         result = depth_model(load_image(p("scene/background.png")).rgb)
@@ -131,7 +139,7 @@ def run(cfg: DictConfig) -> None:
 
     run_dir.step("scene/depth", ["scene/depth.npy", "scene/reference.json"],
                  {"plate": p("scene/background.png"), "fov": cfg.fov,
-                  "depth": _plain(cfg.depth)}, depth)
+                  "depth": plain(cfg.depth)}, depth)
 
     def spiral() -> None:
         plate_b, depth_b, K_b = _reference(run_dir, build_size)
@@ -144,9 +152,9 @@ def run(cfg: DictConfig) -> None:
 
     run_dir.step("scene/spiral", ["scene/gaussians_spiral.ply", "scene/views/views.json"],
                  {"plate": p("scene/background.png"), "depth": p("scene/depth.npy"),
-                  "build_size": list(build_size), "spiral": _plain(st.spiral),
-                  "build": _plain(st.build), "seed": cfg.seed, "inpainter": _plain(cfg.inpainter),
-                  "depth_model": _plain(cfg.depth)}, spiral)
+                  "build_size": list(build_size), "spiral": plain(st.spiral),
+                  "build": plain(st.build), "seed": cfg.seed, "inpainter": plain(cfg.inpainter),
+                  "depth_model": plain(cfg.depth)}, spiral)
 
     def custom() -> None:
         plate_b, depth_b, K_b = _reference(run_dir, build_size)
@@ -163,7 +171,7 @@ def run(cfg: DictConfig) -> None:
     run_dir.step("scene/field", ["scene/gaussians.ply", "scene/camera.json"],
                  {"spiral": p("scene/gaussians_spiral.ply"), "camera": cams.path or "preset",
                   **cams.deps, "scale": st.scale, "max_translation": st.max_translation,
-                  "custom": _plain(st.custom), "build": _plain(st.build),
+                  "custom": plain(st.custom), "build": plain(st.build),
                   "reference": p("scene/reference.json"), "plate": p("scene/background.png"),
                   "depth": p("scene/depth.npy")}, custom)
 
@@ -229,8 +237,8 @@ def _replacement(cfg: DictConfig) -> None:
                                    "scene/preview.png"],
                  {"driving": input_file(cfg.driving, "driving"), "poses": p("motion/poses.json"),
                   "size": [width, height], "frames": cfg.frames, "fps": cfg.fps,
-                  "too_short": cfg.motion.too_short, "removal": _plain(rm),
-                  "person": _plain(cfg.person), "crf": st.crf},
+                  "too_short": cfg.motion.too_short, "removal": plain(rm),
+                  "person": plain(cfg.person), "crf": st.crf},
                  remove)
     log.info("scene (the driving video, dancer removed): %d frames at %dx%d, written to %s",
              cfg.frames, width, height, run_dir.root)
@@ -272,20 +280,20 @@ def _write_character(run_dir: RunDir, cfg: DictConfig, rgb: np.ndarray, mask: np
 def _segmenter(cfg: DictConfig) -> Any:
     """The configured segmenter; for the bundled sample art with the default (auto), its mask.
     The auto segmenter is given the art's own pose (``character_pose=``) to seed GrabCut."""
-    auto = str(cfg.segmenter._target_).endswith("AutoSegmenter")
+    auto = builds(cfg.segmenter, AutoSegmenter)
     if cfg.image is None and auto:
         log.info("segmenter: the bundled sample's own mask")
         return MaskSegmenter(str(assets.sample_path(assets.ART_MASK)))
     pose = input_file(cfg.character_pose, "character_pose")
     if not auto or pose is None:
         return build(cfg.segmenter)
-    return build(OmegaConf.create({**_plain(cfg.segmenter), "pose": str(pose)}))
+    return build(OmegaConf.create({**plain(cfg.segmenter), "pose": str(pose)}))
 
 
 def _segmenter_deps(cfg: DictConfig) -> dict[str, Any]:
     """What a cut-out depends on besides the image: the segmenter's settings and the art's
     own pose (the auto segmenter seeds GrabCut with it)."""
-    return {"segmenter": _plain(cfg.segmenter),
+    return {"segmenter": plain(cfg.segmenter),
             "character_pose": input_file(cfg.character_pose, "character_pose")}
 
 
@@ -307,6 +315,3 @@ def _reference(run_dir: RunDir, size: tuple[int, int]) -> tuple[np.ndarray, np.n
 def _prompt(run_dir: RunDir) -> str:
     return run_dir.path("scene/caption.txt").read_text().strip()
 
-
-def _plain(node: Any) -> Any:
-    return OmegaConf.to_container(node, resolve=True)

@@ -68,6 +68,10 @@ def test_animate_benchmark_reports_ratios():
     from tools.bench_animate import per_step, pipeline_overhead
 
     step = per_step(repeats=1, layers=1, heads=2, head_dim=16, frames=3, size=8)
-    assert step["base_s"] > 0 and step["ours_s"] > 0 and step["ratio"] > 0
+    assert step["config"]["layers"] == 1 and step["config"]["head_dim"] == 16
+    assert step["ratio"] == pytest.approx(step["ours_s"] / step["base_s"])
     pipe = pipeline_overhead(repeats=1, steps=1, frames=5, size=64)  # the base's grid
-    assert pipe["guidance_1"]["ratio"] > 0 and pipe["guidance_6"]["baseline_s"] > 0
+    assert (pipe["frames"], pipe["size"], pipe["steps"]) == (5, 64, 1)
+    for guidance in ("guidance_1", "guidance_6"):
+        g = pipe[guidance]
+        assert g["ratio"] == pytest.approx(g["ours_s"] / g["baseline_s"]), guidance

@@ -102,7 +102,8 @@ def build_components(cfg: Any, need_pose: bool) -> Any:
     """The pose backend (when ``need_pose`` and not ``pose=none``) and the segmenter."""
     from hydra.utils import instantiate
 
-    from dreamdance.inputs import build
+    from dreamdance.inputs import build, builds
+    from dreamdance.scene.segment import GrabCutSegmenter
     from dreamdance.train.prepare import Components
 
     pose = None
@@ -111,7 +112,7 @@ def build_components(cfg: Any, need_pose: bool) -> Any:
     segmenter = grabcut_box = None
     if "segmenter" in cfg:
         segmenter = build(cfg.segmenter)
-        if str(cfg.segmenter._target_).endswith("GrabCutSegmenter"):
+        if builds(cfg.segmenter, GrabCutSegmenter):
             def grabcut_box(box):
                 return instantiate(cfg.segmenter, box=box)
     return Components(pose=pose, segmenter=segmenter, grabcut_box=grabcut_box,

@@ -37,6 +37,7 @@ from torch.utils.data import DataLoader, Sampler
 from dreamdance.animate.components import DTYPES
 from dreamdance.animate.pipeline import DreamDancePipeline
 from dreamdance.errors import InputError
+from dreamdance.inputs import plain
 from dreamdance.train import cache, checkpoint
 from dreamdance.train.adapters import make_optimizer, set_trainable
 from dreamdance.train.dropout import keep_masks
@@ -230,7 +231,7 @@ class Trainer:
         if not n:
             return None
         folder = Path(cfg.cache.folder) if cfg.cache.folder else self.folder / "cache"
-        key = cache.fingerprint(data=_plain(cfg.data), seed=self.seed,
+        key = cache.fingerprint(data=plain(cfg.data), seed=self.seed,
                                 root=str(getattr(self.dataset, "root", "")),
                                 vae=dict(self.pipe.vae.config),
                                 clip=self.pipe.image_encoder.config.to_dict())
@@ -458,12 +459,6 @@ class Trainer:
         acc.wait_for_everyone()
         return path
 
-
-def _plain(node: Any) -> Any:
-    """A config node as plain Python values."""
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
 
 
 def _dtype(name: str | None) -> torch.dtype | None:
