@@ -50,6 +50,15 @@ def leaves(scene):
     return {k: (v.clone().requires_grad_(True) if k in NAMES else v) for k, v in scene.items()}
 
 
+def assert_matches(outs, grads, ref_outs, ref_grads):
+    """Images equal (float32 tolerance), gradients within 1e-4 of the largest."""
+    for name, out, ref in zip(("rgb", "depth", "alpha"), outs, ref_outs, strict=True):
+        torch.testing.assert_close(out, ref, msg=lambda m, n=name: f"{n}: {m}")
+    for name, g, ref in zip(NAMES, grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item(),
+                                   msg=lambda m, n=name: f"d/d{n}: {m}")
+
+
 def render_and_grads(render, scene, **kw):
     """Outputs of ``render`` and the gradients of a random weighting of them."""
     inputs = leaves(scene)
@@ -64,12 +73,7 @@ def render_and_grads(render, scene, **kw):
 def test_tiled_matches_dense(tile_size):
     scene = random_scene()
     outs, grads = render_and_grads(rasterize_torch, scene, tile_size=tile_size)
-    ref_outs, ref_grads = render_and_grads(rasterize_dense, scene)
-    for name, out, ref in zip(("rgb", "depth", "alpha"), outs, ref_outs, strict=True):
-        torch.testing.assert_close(out, ref, msg=lambda m, n=name: f"{n}: {m}")
-    for name, g, ref in zip(NAMES, grads, ref_grads, strict=True):
-        torch.testing.assert_close(g, ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item(),
-                                   msg=lambda m, n=name: f"d/d{n}: {m}")
+    assert_matches(outs, grads, *render_and_grads(rasterize_dense, scene))
     # the scene is not trivial: covered and empty pixels, Gaussians culled and off-screen
     rgb, depth, alpha = outs
     assert rgb.shape == (2, H, W, 3) and depth.shape == alpha.shape == (2, H, W, 1)

@@ -4,7 +4,7 @@ forms are in test_rasterize.py)."""
 
 import pytest
 import torch
-from test_rasterize import NAMES, H, W, random_scene, render_and_grads
+from test_rasterize import H, W, assert_matches, random_scene, render_and_grads
 
 import dreamdance.scene.rasterize_numba as rn
 from dreamdance.scene.rasterize import rasterize, rasterize_dense, rasterize_torch
@@ -21,12 +21,7 @@ def test_matches_dense(monkeypatch, tile, opaque):
     if opaque:
         scene["opacities"] = scene["opacities"].clamp(min=0.9)
     outs, grads = render_and_grads(rasterize_numba, scene)
-    ref_outs, ref_grads = render_and_grads(rasterize_dense, scene)
-    for name, out, ref in zip(("rgb", "depth", "alpha"), outs, ref_outs, strict=True):
-        torch.testing.assert_close(out, ref, msg=lambda m, n=name: f"{n}: {m}")
-    for name, g, ref in zip(NAMES, grads, ref_grads, strict=True):
-        torch.testing.assert_close(g, ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item(),
-                                   msg=lambda m, n=name: f"d/d{n}: {m}")
+    assert_matches(outs, grads, *render_and_grads(rasterize_dense, scene))
     alpha = outs[2]
     if opaque:  # stopped pixels: T just above the 1e-4 stop
         assert alpha.max() > 0.9998 and (alpha > 0.999).float().mean() > 0.2

@@ -149,6 +149,10 @@ def test_scene_benchmark_runs_and_reports():
     from tools.bench_scene import run
 
     result = run(repeats=1, overrides=SMALL)
-    assert result["wall_s"] > 0 and result["peak_rss_mb"] > 0
+    assert result["walls_s"] == [result["wall_s"]]  # one run: its own median
+    assert sum(result["steps_s"].values()) <= result["wall_s"]  # the steps run inside it
+    for step, seconds in result["steps_s"].items():
+        assert result["step_share"][step] == pytest.approx(seconds / result["wall_s"])
+    assert result["peak_rss_mb"] > 100  # the stage's process, PyTorch loaded
     assert set(result["steps_s"]) >= {"scene/spiral", "scene/video"}
     assert abs(sum(result["step_share"].values()) - 1) < 0.5  # steps are most of the run
