@@ -22,7 +22,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from dreamdance import assets
-from dreamdance.camera import intrinsics_from_fov, rescale_intrinsics, scale_intrinsics
+from dreamdance.camera import rescale_intrinsics, scale_intrinsics
 from dreamdance.inputs import (
     build,
     builds,
@@ -129,13 +129,10 @@ def run(cfg: DictConfig) -> None:
 
     def depth() -> None:
         result = depth_model(load_image(p("scene/background.png")).rgb)
-        focal = result.focal
-        K = intrinsics_from_fov(cfg.fov, width, height)
-        if focal is not None:
-            K[0, 0] = K[1, 1] = focal
         write_array(p("scene/depth.npy"), result.depth.astype(np.float32))
-        write_json(p("scene/reference.json"), {"K": K, "width": width, "height": height,
-                                               "focal_from": "depth model" if focal else "fov"})
+        write_json(p("scene/reference.json"), {
+            "K": result.intrinsics(cfg.fov, width, height), "width": width, "height": height,
+            "focal_from": "fov" if result.focal is None else "depth model"})
 
     run_dir.step("scene/depth", ["scene/depth.npy", "scene/reference.json"],
                  {"plate": p("scene/background.png"), "fov": cfg.fov,

@@ -290,3 +290,15 @@ def test_config_files_build_their_estimator(name, cls, depthpro_dir):
     assert type(estimator) is cls
     out = estimator(rgb_image(16, 20))
     assert out.depth.shape == (16, 20) and (out.depth > 0).all()
+
+
+def test_result_intrinsics_take_the_models_focal_else_the_fov():
+    from dreamdance.camera import intrinsics_from_fov
+    from dreamdance.scene.depth import DepthResult
+
+    depth = np.ones((30, 40), np.float32)
+    from_fov = DepthResult(depth).intrinsics(55, 40, 30)
+    np.testing.assert_allclose(from_fov, intrinsics_from_fov(55, 40, 30))
+    K = DepthResult(depth, focal=123.0).intrinsics(55, 40, 30)
+    assert K[0, 0] == K[1, 1] == 123.0
+    np.testing.assert_allclose(K[:2, 2], from_fov[:2, 2])  # the principal point stays

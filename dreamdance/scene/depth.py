@@ -69,6 +69,17 @@ class DepthResult:
     depth: np.ndarray  # [H, W]
     focal: float | None = None
 
+    def intrinsics(self, fov: float, width: int, height: int) -> np.ndarray:
+        """K of this image at ``width x height``: the model's focal length where it predicts
+        one (square pixels, centred principal point), else from the horizontal ``fov``
+        (degrees). [3, 3]"""
+        from dreamdance.camera import intrinsics_from_fov
+
+        K = intrinsics_from_fov(fov, width, height)
+        if self.focal is not None:
+            K[0, 0] = K[1, 1] = self.focal
+        return K
+
 
 # ---------------------------------------------------------------------------------------------
 # Unprojection
