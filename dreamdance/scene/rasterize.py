@@ -556,11 +556,7 @@ def _band_pairs(
     """
     C, N = depths.shape
     device = depths.device
-    ids = torch.nonzero((radii > 0).all(-1).flatten())[:, 0]  # [V] kept (camera, Gaussian)
-    # front to back within each camera (ties in index order), cameras in order
-    ids = ids[torch.sort(depths.flatten()[ids], stable=True).indices]
-    if C > 1:
-        ids = ids[torch.sort(ids // N, stable=True).indices]
+    ids = compositing_order(depths, radii)  # [V]
     mx, my, cxx, cxy, cyy, opac = (p.index_select(0, ids) for p in params)  # [V]
     # the ellipse where alpha >= 1/255: sigma <= level, plus a margin for rounding
     level = torch.log(opac / ALPHA_THRESHOLD) + 1e-3
@@ -636,6 +632,18 @@ def _band_pairs(
         small, order = torch.sort(small, stable=True)
         yield (r0 * width, n, small.long() + offset, gid.index_select(0, order),
                alphas.index_select(0, order))
+
+
+def compositing_order(depths: Tensor, radii: Tensor) -> Tensor:
+    """The kept (camera, Gaussian) pairs as flat indices ``camera * N + n``: cameras in order,
+    front to back by camera depth within each (ties in index order). ``depths [C, N]``,
+    ``radii [C, N, 2]`` (0 where dropped) -> [V] int64"""
+    C, N = depths.shape
+    ids = torch.nonzero((radii > 0).all(-1).flatten())[:, 0]  # [V] kept
+    ids = ids[torch.sort(depths.detach().flatten()[ids], stable=True).indices]
+    if C > 1:
+        ids = ids[torch.sort(ids // N, stable=True).indices]
+    return ids
 
 
 def _starts(counts: Tensor) -> Tensor:

@@ -40,6 +40,7 @@ from dreamdance.scene.rasterize import (
     T_STOP,
     _check_inputs,
     _finish,
+    compositing_order,
     project_gaussians,
 )
 
@@ -73,10 +74,7 @@ def rasterize_numba(
         means, quats, scales, opacities, viewmats, Ks, width, height,
         near_plane=near_plane, far_plane=far_plane, eps2d=eps2d,
     )
-    kept = torch.nonzero((radii > 0).all(-1).flatten())[:, 0]  # [V] flat camera * N + n
-    order = kept[torch.sort(depths.detach().flatten()[kept], stable=True).indices]
-    if C > 1:  # cameras in order, front to back within each
-        order = order[torch.sort(order // N, stable=True).indices]
+    order = compositing_order(depths, radii)  # [V] flat camera * N + n
     features = torch.cat([colors.repeat(C, 1), depths.reshape(C * N, 1)], -1)  # [C * N, 4]
     sums, trans = _Composite.apply(
         means2d.reshape(C * N, 2), conics.reshape(C * N, 3), opacities.repeat(C), features,
@@ -95,29 +93,29 @@ class _Composite(torch.autograd.Function):
     def forward(ctx, means2d, conics, opacities, features, order, radii, width, height, n):
         # means2d [M, 2], conics [M, 3], opacities [M], features [M, F], order [V], radii [M, 2]
         arrays = _arrays(means2d, conics, opacities, features, radii)
-        C = means2d.shape[0] // n
-        pixels = C * height * width
+        order = order.numpy()
+        mx, my, *_, rx, ry = arrays
+        tiles = _bin(order, mx, my, rx, ry, n, width, height, TILE)  # starts, ranks, tx, ty
+        pixels = (means2d.shape[0] // n) * height * width
         sums = np.zeros((pixels, features.shape[1]))
         trans = np.ones(pixels)
-        stop = np.full(pixels, order.numel(), dtype=np.int64)
-        _forward(order.numpy(), *arrays, n, width, height, TILE, sums, trans, stop)
-        ctx.save_for_backward(means2d, conics, opacities, features, order, radii)
-        ctx.shape = (width, height, n)
-        ctx.state = (trans, stop)
+        stop = np.full(pixels, order.shape[0], dtype=np.int64)
+        _forward(order, *arrays, n, width, height, TILE, *tiles, sums, trans, stop)
+        # what the backward pass reads: the same arrays and tiles, the final T and the stops
+        ctx.state = (order, arrays, tiles, width, height, n, trans.copy(), stop,
+                     means2d.dtype)
         return torch.from_numpy(sums), torch.from_numpy(trans)  # float64
 
     @staticmethod
     def backward(ctx, grad_sums, grad_trans):
-        means2d, conics, opacities, features, order, radii = ctx.saved_tensors
-        width, height, n = ctx.shape
-        trans, stop = ctx.state
-        M, F_ = features.shape
-        grads = np.zeros((M, 6 + F_))  # mean x, y, conic xx, xy, yy, opacity, features
-        _backward(order.numpy(), *_arrays(means2d, conics, opacities, features, radii), n,
-                  width, height, TILE, trans, stop,
+        order, arrays, tiles, width, height, n, trans, stop, dtype = ctx.state
+        features = arrays[6]
+        # per Gaussian: mean x, y, conic xx, xy, yy, opacity, then the features
+        grads = np.zeros((features.shape[0], 6 + features.shape[1]))
+        _backward(order, *arrays, n, width, height, TILE, *tiles, trans, stop,
                   np.ascontiguousarray(grad_sums.detach().double().numpy()),
                   np.ascontiguousarray(grad_trans.detach().double().numpy()), grads)
-        grads = torch.from_numpy(grads).to(means2d.dtype)
+        grads = torch.from_numpy(grads).to(dtype)
         return (grads[:, 0:2], grads[:, 2:5], grads[:, 5], grads[:, 6:], None, None, None,
                 None, None)
 
@@ -223,12 +221,11 @@ def _tile_box(t, tiles_x, tiles_y, tile, box, width, height):  # pragma: no cove
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", parallel=True)
 def _forward(order, mx, my, cxx, cxy, cyy, opac, features, rx, ry, n, width, height, tile,
-             sums, trans, stop):  # pragma: no cover - compiled
+             starts, ranks, tiles_x, tiles_y, sums, trans, stop):  # pragma: no cover
     """Splat ``order``'s Gaussians front to back into ``sums [P, F]``, ``trans [P]`` and
     ``stop [P]`` (the rank of the Gaussian a pixel stopped at, ``len(order)`` if none), tile
-    by tile."""
+    by tile (the tiles of :func:`_bin`)."""
     n_feat = features.shape[1]
-    starts, ranks, tiles_x, tiles_y = _bin(order, mx, my, rx, ry, n, width, height, tile)
     for t in numba.prange(starts.shape[0] - 1):
         # pixels of the tile not yet stopped: a tile whose pixels have all stopped is done
         tx0, ty0, tx1, ty1, _ = _tile_box(t, tiles_x, tiles_y, tile, (0, 0, width, height),
@@ -266,11 +263,11 @@ def _forward(order, mx, my, cxx, cxy, cyy, opac, features, rx, ry, n, width, hei
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _backward(order, mx, my, cxx, cxy, cyy, opac, features, rx, ry, n, width, height, tile,
-              trans, stop, grad_sums, grad_trans, grads):  # pragma: no cover - compiled
+              starts, ranks, tiles_x, tiles_y, trans, stop, grad_sums, grad_trans,
+              grads):  # pragma: no cover - compiled
     """Gradients of the forward pass into ``grads [M, 6 + F]`` (mean x, y, conic xx, xy, yy,
     opacity, features), visiting each tile's Gaussians back to front."""
     n_feat = features.shape[1]
-    starts, ranks, tiles_x, tiles_y = _bin(order, mx, my, rx, ry, n, width, height, tile)
     t_now = trans.copy()  # transmittance after the pairs not yet visited
     behind = np.zeros((trans.shape[0], n_feat))  # sum of w_k f_k over the visited pairs
     for t in range(starts.shape[0] - 1):
