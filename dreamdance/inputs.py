@@ -143,8 +143,8 @@ def limit_size(image: Any, name: str) -> Any:
     size = (max(1, round(w * s)), max(1, round(h * s)))
     log.warning("%s: %dx%d is larger than %d px; downscaled to %dx%d", name, w, h, MAX_SIDE,
                 *size)
-    alpha = None if image.alpha is None else resize(image.alpha, size)[0]
-    return LoadedImage(resize(image.rgb, size)[0], alpha)
+    alpha = None if image.alpha is None else resize(image.alpha, size)
+    return LoadedImage(resize(image.rgb, size), alpha)
 
 
 def plain(node: Any) -> Any:

@@ -56,7 +56,7 @@ def run(cfg: DictConfig) -> None:
         driving = driving_video(cfg, max_frames=cfg.frames).frames if cfg.driving else None
         rgba = art.rgb if art.alpha is None else np.concatenate([art.rgb, art.alpha[..., None]], -1)
         if placed(source):  # the art where the character stands in the working frame
-            rgba = placed_art(resize(rgba, art_size(cfg, art))[0],
+            rgba = placed_art(resize(rgba, art_size(cfg, art)),
                               read_placement(p("motion/placement.json")))
         inputs = read_inputs(root, rgba, fps=cfg.fps, seed=cfg.seed, device=device, driving=driving,
                              scene=needs_scene, removed=needs_scene and source == DRIVING,

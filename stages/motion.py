@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dreamdance import assets
 from dreamdance.camera import Trajectory, intrinsics_from_fov, rescale_intrinsics
+from dreamdance.camera.files import read_trajectory, write_trajectory
 from dreamdance.errors import InputError
 from dreamdance.inputs import build, check_common, input_file, plain
 from dreamdance.io import read_json
@@ -60,7 +61,6 @@ from dreamdance.scene.source import (
     placed,
     working_size,
 )
-from dreamdance.trajectory import read_trajectory, write_trajectory
 
 log = logging.getLogger(__name__)
 
@@ -207,11 +207,11 @@ def run(cfg: DictConfig, character_mask: np.ndarray | None = None) -> None:
         if placed(source):  # the art where it will stand, over the new background
             ground = (frames().frames[0].astype(np.float32) / 255 if source == DRIVING
                       else load_scene_image(cfg).rgb)
-            rgb = placed_art(resize(_rgba(art), own_size)[0],
+            rgb = placed_art(resize(_rgba(art), own_size),
                              read_placement(p("motion/placement.json")),
-                             resize(ground, (width, height))[0])
+                             resize(ground, (width, height)))
         else:
-            rgb = resize(art.rgb, (width, height))[0]
+            rgb = resize(art.rgb, (width, height))
         save_image(p("motion/preview.png"), motion_preview(rgb, aligned, traj))
 
     run_dir.step("motion/preview", ["motion/preview.png"],
@@ -250,7 +250,7 @@ def _character(cfg: DictConfig, art, width: int, height: int, extractor=None,
     if cut is None and art.alpha is not None and (art.alpha < 0.99).any():
         cut = art.alpha
     if cut is not None:
-        return CharacterFrame.from_mask(resize(cut, (width, height))[0] >= 0.5,
+        return CharacterFrame.from_mask(resize(cut, (width, height)) >= 0.5,
                                         name="the character's mask"), None
     if cfg.motion.align == "none":
         return whole, None
@@ -271,7 +271,7 @@ def _detected_pose(cfg: DictConfig, art, width: int, height: int, extractor=None
             log.info("the art's own pose: not detected (pose backend unavailable: %s); give "
                      "character_pose=FILE for it", e)
             return None
-    rgb = to_uint8(resize(art.rgb, (width, height))[0])
+    rgb = to_uint8(resize(art.rgb, (width, height)))
     seq = extractor(rgb[None], fps=cfg.fps)
     if seq.num_people == 0 or (seq.body[0, seq.driver, :, 2] >= 0.3).sum() < 8:
         log.warning("the art's own pose: the pose backend found no clear body on the art; give "

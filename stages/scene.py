@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dreamdance import assets
 from dreamdance.camera import rescale_intrinsics, scale_intrinsics
+from dreamdance.camera.files import read_trajectory, write_trajectory
 from dreamdance.inputs import (
     build,
     builds,
@@ -53,7 +54,6 @@ from dreamdance.scene.source import (
     load_scene_image,
 )
 from dreamdance.scene.warp import plate_hole
-from dreamdance.trajectory import read_trajectory, write_trajectory
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +81,8 @@ def run(cfg: DictConfig) -> None:
                                          ("inpainter", "captioner", "depth"))
     build_cfg = field.build_config(OmegaConf.to_container(st.build), seed=cfg.seed,
                                    backend=st.renderer)
-    rgb = resize(scene.rgb, (width, height))[0]
-    alpha = None if scene.alpha is None else resize(scene.alpha, (width, height))[0]
+    rgb = resize(scene.rgb, (width, height))
+    alpha = None if scene.alpha is None else resize(scene.alpha, (width, height))
     cut_out = None
     if source == IMAGE:  # the character from the art, placed by the motion stage
         cut_out = _cut_out(cfg, art, segmenter, name)
@@ -215,7 +215,7 @@ def _replacement(cfg: DictConfig) -> None:
     width, height = read_placement(p("motion/placement.json")).target
     driving = input_file(cfg.driving, "driving")
     first = read_video(driving, max_frames=1).frames[0].astype(np.float32) / 255
-    _write_character(run_dir, cfg, *cut_out, image_path, resize(first, (width, height))[0],
+    _write_character(run_dir, cfg, *cut_out, image_path, resize(first, (width, height)),
                      driving)
 
     def remove() -> None:
@@ -246,8 +246,8 @@ def _cut_out(cfg: DictConfig, art: Any, segmenter: Any, name: str
     """The art at its own working size and its character mask (checked).
     ``([h, w, 3], [h, w])`` float32"""
     size = art_size(cfg, art)
-    rgb = resize(art.rgb, size)[0]
-    alpha = None if art.alpha is None else resize(art.alpha, size)[0]
+    rgb = resize(art.rgb, size)
+    alpha = None if art.alpha is None else resize(art.alpha, size)
     return rgb, check_mask(segmenter(rgb, alpha, name=name), name)
 
 
@@ -303,8 +303,8 @@ def _tracked_camera(cfg: DictConfig) -> Path | None:
 def _reference(run_dir: RunDir, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Plate, depth and K of the reference camera at ``size``."""
     ref = read_json(run_dir.path("scene/reference.json"))
-    plate = resize(load_image(run_dir.path("scene/background.png")).rgb, size)[0]
-    depth = resize(np.load(run_dir.path("scene/depth.npy")), size, interpolation="nearest")[0]
+    plate = resize(load_image(run_dir.path("scene/background.png")).rgb, size)
+    depth = resize(np.load(run_dir.path("scene/depth.npy")), size, interpolation="nearest")
     K = scale_intrinsics(np.asarray(ref["K"]), size[0] / ref["width"], size[1] / ref["height"])
     return plate, depth, K
 

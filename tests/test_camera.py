@@ -7,7 +7,6 @@ from dreamdance.camera import (
     PRESETS,
     Trajectory,
     check_rotation,
-    fov_from_intrinsics,
     intrinsics_from_fov,
     invert_rigid,
     look_at,
@@ -108,15 +107,11 @@ def test_look_at_degenerate():
         look_at([0, 0, 0], [0, 0, 1], up=(0, 0, 1))
 
 
-def test_intrinsics_from_fov_roundtrip():
+def test_intrinsics_from_fov():
     K = intrinsics_from_fov(90.0, 200, 100)
     np.testing.assert_allclose(K, [[100, 0, 100], [0, 100, 50], [0, 0, 1]], atol=1e-12)
     Ky = intrinsics_from_fov(90.0, 200, 100, axis="y")
-    assert Ky[0, 0] == pytest.approx(50.0)
-    assert fov_from_intrinsics(K, 200, 100) == pytest.approx(90.0)
-    assert fov_from_intrinsics(K, 200, 100, axis="y") == pytest.approx(
-        np.rad2deg(2 * np.arctan(0.5)))
-    assert fov_from_intrinsics(Ky, 200, 100, axis="y") == pytest.approx(90.0)
+    np.testing.assert_allclose(Ky, [[50, 0, 100], [0, 50, 50], [0, 0, 1]], atol=1e-12)
 
 
 # --- spiral (eq. 5) ---------------------------------------------------------------------------

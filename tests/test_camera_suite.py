@@ -111,7 +111,7 @@ def test_camera_suite_tool_writes_every_case(tmp_path, monkeypatch):
         "noise", cs.noise(3, 16), np.zeros((3, 16, 16), bool),
         np.repeat(np.eye(4)[None], 3, 0), intrinsics_from_fov(60.0, 16, 16), False))
     cs.main([f"out={tmp_path}"])
-    from dreamdance.trajectory import read_trajectory
+    from dreamdance.camera.files import read_trajectory
 
     traj = read_trajectory(tmp_path / "pan+dancer" / "camera.json", 16, 16, np.eye(3))
     np.testing.assert_allclose(traj.w2c, cs.rotating(3, 5.0), atol=1e-9)

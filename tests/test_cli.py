@@ -11,10 +11,10 @@ import pytest
 
 from dreamdance import assets
 from dreamdance.camera import intrinsics_from_fov, preset
+from dreamdance.camera.files import write_trajectory
 from dreamdance.media import read_video
 from dreamdance.motion.align import pose_box, pose_frame
 from dreamdance.motion.poses import read_poses
-from dreamdance.trajectory import write_trajectory
 
 FAST = ["frames=9", "resolution=128"]
 

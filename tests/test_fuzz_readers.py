@@ -31,8 +31,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dreamdance import trajectory
 from dreamdance.camera import Trajectory, intrinsics_from_fov, quaternion_to_rotation, resample
+from dreamdance.camera import files as trajectory
+from dreamdance.camera.files import format_re10k, format_tum, load_camera, trajectory_to_json
 from dreamdance.errors import InputError
 from dreamdance.media import load_image, probe_video, read_video, save_image, write_video
 from dreamdance.motion import openpose, poses
@@ -40,7 +41,6 @@ from dreamdance.motion.poses import PARTS, PoseSequence, fit_to_frames, read_pos
 from dreamdance.motion.smooth import sanitize
 from dreamdance.motion.sources import read_pose_file
 from dreamdance.scene.gaussians import Gaussians, load_ply, save_ply
-from dreamdance.trajectory import format_re10k, format_tum, load_camera, trajectory_to_json
 
 PEAK_MB = 64
 FRAMES, FPS = 16, 12.0  # the config a run asks the motion for

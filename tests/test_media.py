@@ -9,6 +9,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from dreamdance import media
+from dreamdance.camera import scale_intrinsics
 from dreamdance.errors import InputError
 
 # --------------------------------------------------------------------------------------------
@@ -496,13 +497,12 @@ def test_video_dataclass_checks():
 
 
 # --------------------------------------------------------------------------------------------
-# resize / crop / fit with intrinsics
+# resize, and K scaled with the image
 
 
 def test_nearest_upscale_checker():
     checker = np.array([[0, 255], [255, 0]], np.uint8)
-    out, K = media.resize(checker, (4, 4), interpolation="nearest")
-    assert K is None
+    out = media.resize(checker, (4, 4), interpolation="nearest")
     np.testing.assert_array_equal(
         out, [[0, 0, 255, 255], [0, 0, 255, 255], [255, 255, 0, 0], [255, 255, 0, 0]]
     )
@@ -510,7 +510,7 @@ def test_nearest_upscale_checker():
 
 def test_nearest_downscale_samples_pixel_centres():
     row = np.arange(9, dtype=np.uint8).reshape(1, 9)
-    out, _ = media.resize(row, (3, 1), interpolation="nearest")
+    out = media.resize(row, (3, 1), interpolation="nearest")
     np.testing.assert_array_equal(out, [[1, 4, 7]])  # the middle of each group of three
 
 
@@ -522,59 +522,37 @@ def test_resize_moves_content_and_K_together(interpolation, size):
     img[2:4, 4:6] = 1.0  # a 2x2 blob centred at (u, v) = (5, 3)
     X = np.linalg.inv(K0) @ np.array([5.0, 3.0, 1.0]) * 3.0
     np.testing.assert_allclose(project(K0, X), [5.0, 3.0])
-    out, K1 = media.resize(img, size, K0, interpolation)
+    out = media.resize(img, size, interpolation)
+    K1 = scale_intrinsics(K0, size[0] / 12, size[1] / 8)
     assert out.shape == (size[1], size[0]) and out.dtype == np.float32
     np.testing.assert_allclose(centroid(out), project(K1, X), atol=1e-5)
 
 
-def test_resize_K_is_exact_scaling():
-    img = np.zeros((480, 640, 3), np.uint8)
-    out, K1 = media.resize(img, (320, 300), K0)
+def test_scaled_K_is_exact_scaling():
+    out = media.resize(np.zeros((480, 640, 3), np.uint8), (320, 300))
     assert out.shape == (300, 320, 3)
     sx, sy = 320 / 640, 300 / 480
+    K1 = scale_intrinsics(K0, sx, sy)
     uv, uv1 = project(K0, X0), project(K1, X0)
     np.testing.assert_allclose(uv1, uv * [sx, sy], rtol=1e-12)
     np.testing.assert_allclose(uv1 / [320, 300], uv / [640, 480], rtol=1e-12)  # same relative place
     np.testing.assert_array_equal(K0[0, 0], 500.0)  # input K untouched
-
-
-def test_crop_K_is_exact_shift_and_content_agrees():
-    img = np.zeros((10, 12, 1), np.uint8)
-    img[6, 7] = 255
-    X = np.linalg.inv(K0) @ np.array([7.5, 6.5, 1.0]) * 2.0
-    out, K1 = media.crop(img, (3, 2, 11, 9), K0)
-    assert out.shape == (7, 8, 1)
-    assert out[4, 4, 0] == 255 and out.sum() == 255
-    np.testing.assert_allclose(project(K1, X), centroid(out[..., 0]), atol=1e-9)
-    np.testing.assert_allclose(project(K1, X0), project(K0, X0) - [3, 2], rtol=1e-12)
-
-
-def test_center_crop_and_batched_K():
-    img = np.arange(7 * 9, dtype=np.uint8).reshape(7, 9)
     Ks = np.stack([K0, K0 * [[2], [2], [1]]])  # [2, 3, 3]
-    out, K1 = media.center_crop(img, (4, 3), Ks)
-    np.testing.assert_array_equal(out, img[2:5, 2:6])
-    assert K1.shape == (2, 3, 3)
-    np.testing.assert_allclose(project(K1[1], X0), project(Ks[1], X0) - [2, 2], rtol=1e-12)
-    with pytest.raises(ValueError, match="larger"):
-        media.center_crop(img, (10, 3))
+    np.testing.assert_allclose(scale_intrinsics(Ks, sx, sy)[1], scale_intrinsics(Ks[1], sx, sy))
+    with pytest.raises(ValueError, match="K"):
+        scale_intrinsics(np.eye(4)[..., :2], sx, sy)
 
 
-def test_fit_rounds_to_multiple_and_scales_K_per_axis():
-    img = np.zeros((300, 500, 3), np.uint8)
-    out, K1 = media.fit(img, 256, multiple=16, K=K0)
-    assert out.shape == (160, 256, 3)  # 300 * 256/500 = 153.6 -> 160
-    sx, sy = 256 / 500, 160 / 300
-    np.testing.assert_allclose(project(K1, X0), project(K0, X0) * [sx, sy], rtol=1e-12)
+def test_fit_size_rounds_to_multiple():
+    assert media.fit_size((500, 300), 256, 16) == (256, 160)  # 300 * 256/500 = 153.6 -> 160
     assert media.fit_size((500, 200), 500, 16) == (496, 208)  # 31.25 -> 31, 12.5 -> 13
     assert media.fit_size((1000, 10), 64, 16) == (64, 16)  # never below one multiple
-    out, K1 = media.fit(img, 100, multiple=1)
-    assert out.shape == (60, 100, 3) and K1 is None
+    assert media.fit_size((500, 300), 100, 1) == (100, 60)
 
 
 def test_resize_checks_inputs():
     img = np.zeros((4, 4, 1), np.float32)
-    out, _ = media.resize(img, (2, 2))
+    out = media.resize(img, (2, 2))
     assert out.shape == (2, 2, 1)
     with pytest.raises(ValueError, match="interpolation"):
         media.resize(img, (2, 2), interpolation="cubic")
@@ -582,10 +560,6 @@ def test_resize_checks_inputs():
         media.resize(img, (0, 2))
     with pytest.raises(ValueError, match="dtype"):
         media.resize(img.astype(bool), (2, 2))
-    with pytest.raises(ValueError, match="K"):
-        media.resize(img, (2, 2), K=np.eye(4))
-    with pytest.raises(ValueError, match="does not fit"):
-        media.crop(img, (0, 0, 5, 2))
 
 
 @pytest.mark.parametrize("n,src,fps", [(10, 24, 8), (3, 8, 24), (7, 8, 8), (5, 30, 7),
@@ -615,7 +589,7 @@ def test_a_long_video_is_decoded_only_as_far_as_the_output_needs(tmp_path, monke
 
     media.write_video(tmp_path / "long.mp4", np.zeros((60, 32, 32, 3), np.uint8), fps=24)
     decoded = []
-    real = media._open
+    real = media.videos._open
 
     def counting(*args):
         rate, frames = real(*args)
@@ -626,7 +600,7 @@ def test_a_long_video_is_decoded_only_as_far_as_the_output_needs(tmp_path, monke
                 yield frame
         return rate, counted()
 
-    monkeypatch.setattr(media, "_open", counting)
+    monkeypatch.setattr(media.videos, "_open", counting)
     shrunk = []
     video, index, n = media.read_video_sampled(
         tmp_path / "long.mp4", 8, max_frames=5,

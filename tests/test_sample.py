@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from dreamdance import assets
+from dreamdance.camera.files import read_trajectory
 from dreamdance.media import load_image
 from dreamdance.motion.poses import read_poses
-from dreamdance.trajectory import read_trajectory
 from tools.make_sample import make_sample
 
 FILES = (assets.ART, assets.ART_MASK, assets.ART_POSE, assets.DANCE, assets.CAMERA, assets.SCENE)

@@ -33,7 +33,7 @@ def test_the_world_is_built_from_the_scene_image(placed_run):
     plate = load_image(out / "scene/background.png").rgb
     assert plate.shape == (height, width, 3)
     # nothing cut out of the scene: the plate is the image itself
-    assert psnr(plate, resize(scene, (width, height))[0]) >= 40
+    assert psnr(plate, resize(scene, (width, height))) >= 40
     assert read_video(out / "scene/background.mp4").frames.shape == (5, height, width, 3)
     assert read_video(out / "animate/animation.mp4").frames.shape == (5, height, width, 3)
 

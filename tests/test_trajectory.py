@@ -12,8 +12,8 @@ from dreamdance.camera import (
     quaternion_to_rotation,
     rotation_to_quaternion,
 )
+from dreamdance.camera.files import load_camera, read_trajectory, write_trajectory
 from dreamdance.errors import InputError
-from dreamdance.trajectory import load_camera, read_trajectory, write_trajectory
 
 W, H = 640, 360
 K0 = intrinsics_from_fov(55.0, W, H)

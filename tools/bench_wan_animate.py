@@ -42,8 +42,8 @@ def sample_inputs(size: int = SIZE, frames: int = FRAMES) -> AnimateInputs:
     poses = type(poses)(**{p: getattr(poses, p)[:frames] for p in
                            ("body", "face", "left_hand", "right_hand")},
                         width=size, height=size, fps=poses.fps)
-    art = resize(load_image(assets.sample_path(assets.ART)).rgb, (size, size))[0]
-    mask = resize(load_image(assets.sample_path(assets.ART_MASK)).rgb[..., 0], (size, size))[0]
+    art = resize(load_image(assets.sample_path(assets.ART)).rgb, (size, size))
+    mask = resize(load_image(assets.sample_path(assets.ART_MASK)).rgb[..., 0], (size, size))
     character = np.concatenate([art, mask[..., None]], -1).astype(np.float32)
     return AnimateInputs(
         background=np.full((frames, size, size, 3), 0.5, np.float32),

@@ -315,8 +315,8 @@ def write(out: Path) -> list[Path]:
     """Every case (and the noise video) as ``out/NAME/{video,masks}.mp4`` and its true
     ``camera.json``; the folders written."""
     from dreamdance.camera import Trajectory
+    from dreamdance.camera.files import write_trajectory
     from dreamdance.media import write_video
-    from dreamdance.trajectory import write_trajectory
 
     folders = []
     for v in [video(p, variant) for p, variant in CASES] + [noise_video()]:

@@ -25,11 +25,11 @@ import numpy as np
 from PIL import Image
 
 from dreamdance.camera import intrinsics_from_fov, preset
+from dreamdance.camera.files import write_trajectory
 from dreamdance.io import atomic_path
 from dreamdance.media import save_image
 from dreamdance.motion.poses import PoseSequence, write_poses
 from dreamdance.motion.skeleton import Angles, Proportions, whole_body
-from dreamdance.trajectory import write_trajectory
 
 SIZE = 512
 FRAMES = 49

@@ -134,7 +134,7 @@ def read_inputs(root: Path, art: np.ndarray, *, fps: float, seed: int, device: s
     """
     poses = read_poses(root / "motion/poses_aligned.json")
     videos = {k: read_video(root / f"animate/pose_{k}.mp4").frames for k in POSE_KEYS}
-    art = resize(np.asarray(art, np.float32), (poses.width, poses.height))[0]
+    art = resize(np.asarray(art, np.float32), (poses.width, poses.height))
     rgb = art[..., :3]
     if scene:
         background = read_video(root / "scene/background.mp4").frames.astype(np.float32) / 255

@@ -13,13 +13,13 @@ import numpy as np
 
 from dreamdance import assets
 from dreamdance.camera import PRESETS, Trajectory, intrinsics_from_fov, resample
+from dreamdance.camera.files import load_camera
 from dreamdance.errors import InputError
 from dreamdance.inputs import input_file
 from dreamdance.media import Video, probe_video, read_video, read_video_sampled, resize
 from dreamdance.motion.openpose import read_openpose
 from dreamdance.motion.poses import PoseSequence, fit_to_frames, frame_index, read_poses
 from dreamdance.motion.smooth import fill_gaps, one_euro, sanitize
-from dreamdance.trajectory import load_camera
 
 log = logging.getLogger(__name__)
 CAMERA_LENGTH = ("resample", "refuse")
@@ -55,7 +55,7 @@ def driving_frames(cfg: Any, width: int, height: int) -> np.ndarray:
     video = driving_video(cfg, max_frames=cfg.frames)
     index = frame_index(len(video.frames), cfg.frames, cfg.motion.too_short,
                         f"driving={cfg.driving}")
-    return np.stack([resize(video.frames[i], (width, height))[0] for i in index])
+    return np.stack([resize(video.frames[i], (width, height)) for i in index])
 
 
 def check_driving(cfg: Any) -> None:

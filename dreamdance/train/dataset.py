@@ -298,7 +298,7 @@ class ClipDataset(torch.utils.data.Dataset):
     def _style(self, record: ClipRecord, src: tuple[int, int], where: str) -> np.ndarray:
         rgb = load_image(self.root / record.style, name=f"{where} style").rgb
         if rgb.shape[:2] != src:  # a stylised copy at another size: bring it to the video's
-            rgb = resize(rgb, (src[1], src[0]), interpolation="linear")[0]
+            rgb = resize(rgb, (src[1], src[0]), interpolation="linear")
         return fit_frames(rgb[None], (self.config.width, self.config.height))[0]
 
 
@@ -375,7 +375,7 @@ def fit_frames(frames: np.ndarray, size: tuple[int, int],
     """
     x0, y0, x1, y1 = crop_box(frames.shape[1:3], (size[1], size[0]))
     return np.stack([resize(np.ascontiguousarray(frame[y0:y1, x0:x1]), size,
-                            interpolation=interpolation)[0] for frame in frames])
+                            interpolation=interpolation) for frame in frames])
 
 
 def fit_poses(poses: PoseSequence, index: np.ndarray, source: tuple[int, int],

@@ -202,7 +202,7 @@ class Stylizer:
         s = self.settings
         h, w = rgb.shape[:2]
         work_w, work_h = fit_size((w, h), s.resolution, multiple=64)
-        work = resize(rgb, (work_w, work_h), interpolation="area")[0]  # [h', w', 3] uint8
+        work = resize(rgb, (work_w, work_h), interpolation="area")  # [h', w', 3] uint8
         depth, edges = self.controls(work)
         out = self.pipeline(
             prompt=s.prompt, negative_prompt=s.negative_prompt,
@@ -216,7 +216,7 @@ class Stylizer:
         if not np.isfinite(out).all():
             raise RuntimeError("the SDXL pipeline returned NaN or inf pixels (a half-precision "
                                "overflow: try dtype=fp32 or a VAE that is safe in fp16)")
-        out = resize(np.clip(out, 0.0, 1.0).astype(np.float32), (w, h), interpolation="linear")[0]
+        out = resize(np.clip(out, 0.0, 1.0).astype(np.float32), (w, h), interpolation="linear")
         return (out * 255.0).round().astype(np.uint8)  # [H, W, 3]
 
 
