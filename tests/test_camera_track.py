@@ -28,20 +28,10 @@ from dreamdance.camera import (
     scale_intrinsics,
 )
 from dreamdance.errors import InputError
-from dreamdance.motion.camera_track import (
-    CameraTracker,
-    TrackConfig,
-    _solve,
-    background_masks,
-    essential_fit,
-    noise_level,
-    resect,
-    rotation_fit,
-    track_camera,
-    track_klt,
-    trackable,
-    triangulate,
-)
+from dreamdance.motion.camera_track import CameraTracker, TrackConfig, track_camera
+from dreamdance.motion.klt import background_masks, noise_level, track_klt, trackable
+from dreamdance.motion.track_chain import chain_path, resect
+from dreamdance.motion.two_view import essential_fit, rotation_fit, triangulate
 
 W, H = 160, 120
 K = intrinsics_from_fov(60.0, W, H)
@@ -435,7 +425,7 @@ def test_a_step_with_no_map_in_view_assumes_its_length():
         x = (X[v] @ w2c[:3, :3].T + w2c[:3, 3]) @ K.T
         ids.append(v)
         pts.append(x[:, :2] / x[:, 2:])
-    result = _solve(ids, pts, K, W, H, CFG)
+    result = chain_path(ids, pts, K, W, H, CFG)
     assert len(result.warnings) == 1 and result.warnings[0].startswith("frame 2: too few "
                                                                        "triangulated"), \
         result.warnings

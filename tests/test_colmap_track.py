@@ -20,18 +20,15 @@ from dreamdance.camera import (
 )
 from dreamdance.errors import InputError
 from dreamdance.eval.trajectory import path_errors
-from dreamdance.motion.camera_track import TrackResult
+from dreamdance.motion.colmap_sfm import Placed, extract, quiet, write_inputs
 from dreamdance.motion.colmap_track import (
     ColmapConfig,
     ColmapTracker,
-    _Placed,
-    _quiet,
-    extract,
     fill,
     keyframes,
     track_colmap,
-    write_inputs,
 )
+from dreamdance.motion.track_result import TrackResult
 from tools import camera_suite as cs
 
 ROTATION_MAX_DEG = 0.5
@@ -165,7 +162,7 @@ def _keypoints(tmp_path, frames, masks, K, dilation):
 
     write_inputs(tmp_path, frames, masks, dilation)
     cfg = ColmapConfig()
-    with _quiet():
+    with quiet():
         extract(tmp_path / "database.db", tmp_path, K, cfg, cfg.peak_threshold)
     db = pycolmap.Database.open(tmp_path / "database.db")
     try:
@@ -220,7 +217,7 @@ def test_gaps_are_interpolated_or_held_with_warnings():
     """Keyframes at frames 0, 3, 6, 9, 12; those at 0 and 6 were not placed."""
     keys = np.array([0, 3, 6, 9, 12])
     true = cs.sideways(13, 1.0, turn=-6.0)
-    placed = _Placed.empty(5)
+    placed = Placed.empty(5)
     placed.w2c[:] = true[keys]
     placed.registered[:] = [False, True, False, True, True]
     placed.inliers[:] = [0, 50, 0, 60, 70]
