@@ -7,15 +7,11 @@ import sys
 import pytest
 import torch
 
-import dreamdance.scene.rasterize as rz
+import dreamdance.scene.rasterize_torch as rz
 from dreamdance.errors import InputError
-from dreamdance.scene.rasterize import (
-    project_gaussians,
-    rasterize,
-    rasterize_dense,
-    rasterize_torch,
-)
+from dreamdance.scene.rasterize import project_gaussians, rasterize
 from dreamdance.scene.rasterize_numba import rasterize_numba
+from dreamdance.scene.rasterize_torch import rasterize_dense, rasterize_torch
 
 W, H = 40, 32  # non-square on purpose
 NAMES = ("means", "quats", "scales", "opacities", "colors")

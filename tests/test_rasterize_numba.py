@@ -7,8 +7,9 @@ import torch
 from test_rasterize import H, W, assert_matches, random_scene, render_and_grads
 
 import dreamdance.scene.rasterize_numba as rn
-from dreamdance.scene.rasterize import rasterize, rasterize_dense, rasterize_torch
+from dreamdance.scene.rasterize import rasterize
 from dreamdance.scene.rasterize_numba import rasterize_numba
+from dreamdance.scene.rasterize_torch import rasterize_dense, rasterize_torch
 
 
 @pytest.mark.parametrize("tile", [32, 4])

@@ -33,13 +33,9 @@ from pathlib import Path
 
 import torch
 
-from dreamdance.scene.rasterize import (
-    contributing_pairs,
-    rasterize,
-    rasterize_dense,
-    rasterize_torch,
-)
+from dreamdance.scene.rasterize import rasterize
 from dreamdance.scene.rasterize_numba import rasterize_numba
+from dreamdance.scene.rasterize_torch import contributing_pairs, rasterize_dense, rasterize_torch
 from tools.bench_common import (
     cpu_peak_gb,
     cuda_available,

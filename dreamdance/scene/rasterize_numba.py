@@ -38,9 +38,9 @@ from dreamdance.scene.rasterize import (
     ALPHA_MAX,
     ALPHA_THRESHOLD,
     T_STOP,
-    _check_inputs,
-    _finish,
+    check_inputs,
     compositing_order,
+    finish,
     project_gaussians,
 )
 
@@ -64,7 +64,7 @@ def rasterize_numba(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The CPU rasteriser: args and returns as :func:`~dreamdance.scene.rasterize.rasterize`
     (CPU tensors, float32 or float64). Gradients flow to every tensor argument."""
-    _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, height,
+    check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, height,
                   backgrounds, 1)
     if means.device.type != "cpu":
         raise ValueError(f"backend=numba: tensors must be on the CPU, got {means.device}")
@@ -80,7 +80,7 @@ def rasterize_numba(
         means2d.reshape(C * N, 2), conics.reshape(C * N, 3), opacities.repeat(C), features,
         order, radii.reshape(C * N, 2), width, height, N)  # [C * H * W, 4], [C * H * W]
     # finished in float64: alpha = 1 - T and depth = sum / alpha lose nothing to cancellation
-    outs = _finish(sums.reshape(C, height, width, 4), trans.reshape(C, height, width, 1),
+    outs = finish(sums.reshape(C, height, width, 4), trans.reshape(C, height, width, 1),
                    None if backgrounds is None else backgrounds.double())
     return tuple(x.to(means.dtype) for x in outs)
 
