@@ -15,11 +15,11 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from dreamdance.errors import InputError
-from dreamdance.scene import segment
+from dreamdance.scene import birefnet
+from dreamdance.scene.birefnet import BiRefNetSegmenter
 from dreamdance.scene.segment import (
     AlphaSegmenter,
     AutoSegmenter,
-    BiRefNetSegmenter,
     GrabCutSegmenter,
     MaskSegmenter,
     check_mask,
@@ -321,8 +321,8 @@ def write_birefnet(folder: Path, quirks: bool) -> Path:
         "bb_pretrained": False,
     }))
     weight = torch.zeros(1, 3, 1, 1)
-    weight[0, 0] = 20.0 * segment.IMAGENET_STD[0]
-    bias = torch.tensor([20.0 * (segment.IMAGENET_MEAN[0] - 0.5)])
+    weight[0, 0] = 20.0 * birefnet.IMAGENET_STD[0]
+    bias = torch.tensor([20.0 * (birefnet.IMAGENET_MEAN[0] - 0.5)])
     if quirks:
         from safetensors.torch import save_file
 
