@@ -41,7 +41,7 @@ from dreamdance.motion.poses import read_poses
 from dreamdance.motion.sources import camera_source, check_driving, driving_frames
 from dreamdance.preview import removal_preview, scene_preview
 from dreamdance.rundir import RunDir
-from dreamdance.scene import build as field
+from dreamdance.scene import world
 from dreamdance.scene.gaussians import load_ply, save_ply
 from dreamdance.scene.removal import remove_person
 from dreamdance.scene.segment import AutoSegmenter, MaskSegmenter, check_mask
@@ -79,7 +79,7 @@ def run(cfg: DictConfig) -> None:
     segmenter = _segmenter(cfg)
     inpainter, captioner, depth_model = (build(cfg[k]) for k in
                                          ("inpainter", "captioner", "depth"))
-    build_cfg = field.build_config(OmegaConf.to_container(st.build), seed=cfg.seed,
+    build_cfg = world.build_config(OmegaConf.to_container(st.build), seed=cfg.seed,
                                    backend=st.renderer)
     rgb = resize(scene.rgb, (width, height))
     alpha = None if scene.alpha is None else resize(scene.alpha, (width, height))
@@ -140,11 +140,11 @@ def run(cfg: DictConfig) -> None:
 
     def spiral() -> None:
         plate_b, depth_b, K_b = _reference(run_dir, build_size)
-        spiral_cams = field.spiral_cameras(depth_b, K_b, *build_size, st.spiral)
-        g, views = field.build_spiral(plate_b, depth_b, K_b, spiral_cams, st.spiral.views,
+        spiral_cams = world.spiral_cameras(depth_b, K_b, *build_size, st.spiral)
+        g, views = world.build_spiral(plate_b, depth_b, K_b, spiral_cams, st.spiral.views,
                                       inpainter, depth_model, _prompt(run_dir), build_cfg,
                                       device)
-        field.save_views(p("scene/views"), views)
+        world.save_views(p("scene/views"), views)
         save_ply(p("scene/gaussians_spiral.ply"), g)
 
     run_dir.step("scene/spiral", ["scene/gaussians_spiral.ply", "scene/views/views.json"],
@@ -155,14 +155,14 @@ def run(cfg: DictConfig) -> None:
 
     def custom() -> None:
         plate_b, depth_b, K_b = _reference(run_dir, build_size)
-        traj = field.scene_trajectory(cams.value, depth_b, st.scale, st.max_translation,
+        traj = world.scene_trajectory(cams.value, depth_b, st.scale, st.max_translation,
                                       mo.preset_depth, cams.path is None)
-        traj = field.with_reference_intrinsics(traj, read_json(p("scene/reference.json")))
+        traj = world.with_reference_intrinsics(traj, read_json(p("scene/reference.json")))
         write_trajectory(p("scene/camera.json"), traj, format="json", fps=cfg.fps)
         g = load_ply(p("scene/gaussians_spiral.ply")).to(device)
-        g = field.build_custom(g, rescale_intrinsics(traj, *build_size), st.custom.views,
+        g = world.build_custom(g, rescale_intrinsics(traj, *build_size), st.custom.views,
                                inpainter, depth_model, _prompt(run_dir), build_cfg,
-                               reference=field.reference_view(plate_b, depth_b, K_b))
+                               reference=world.reference_view(plate_b, depth_b, K_b))
         save_ply(p("scene/gaussians.ply"), g)
 
     run_dir.step("scene/field", ["scene/gaussians.ply", "scene/camera.json"],
@@ -175,7 +175,7 @@ def run(cfg: DictConfig) -> None:
     def video() -> None:
         g = load_ply(p("scene/gaussians.ply")).to(device)
         traj = read_trajectory(p("scene/camera.json"), width, height, np.eye(3))
-        frames, depths, coverage = field.render_video(g, traj, st.renderer)
+        frames, depths, coverage = world.render_video(g, traj, st.renderer)
         write_video(p("scene/background.mp4"), frames, fps=cfg.fps, crf=st.crf)
         write_array(p("scene/background_depth.npy"), depths.astype(np.float16))
         write_json(p("scene/coverage.json"), {"uncovered_fraction": coverage})

@@ -11,10 +11,10 @@ from runner import refused, run
 from dreamdance.camera import intrinsics_from_fov
 from dreamdance.media import load_image, read_video, resize
 from dreamdance.run import run_stage
-from dreamdance.scene.build import BuildConfig, reference_field
 from dreamdance.scene.fit import FitConfig
 from dreamdance.scene.gaussians import load_ply
 from dreamdance.scene.render import render
+from dreamdance.scene.world import BuildConfig, reference_field
 
 SMALL = ["frames=5", "resolution=128", "stage.build_resolution=64",
          "stage.build.reference_steps=40", "stage.build.view_steps=5",

@@ -131,7 +131,7 @@ def test_in_front_of_a_stored_view():
 
 
 def test_keep_behind_drops_only_the_gaussians_in_front_of_another_view():
-    from dreamdance.scene.build import keep_behind, reference_view
+    from dreamdance.scene.world import keep_behind, reference_view
 
     K = np.array([[20.0, 0, 8], [0, 20.0, 8], [0, 0, 1]])
     ref = reference_view(np.zeros((16, 16, 3), np.float32), np.full((16, 16), 4.0), K)

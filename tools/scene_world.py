@@ -332,7 +332,7 @@ def orbit_report(setups: tuple[str, ...] = ORBIT_SETUPS, frames: int = 9,
     from dreamdance.camera import rescale_intrinsics, scale_intrinsics
     from dreamdance.eval.frames import psnr
     from dreamdance.inputs import build
-    from dreamdance.scene import build as field
+    from dreamdance.scene import world
     from tools.cli import compose_config
 
     rgb, true, K = reference(render_size)
@@ -341,7 +341,7 @@ def orbit_report(setups: tuple[str, ...] = ORBIT_SETUPS, frames: int = 9,
     plate = cv2.resize(rgb, (build_size, build_size), interpolation=cv2.INTER_AREA)
     true_b = cv2.resize(true, (build_size, build_size), interpolation=cv2.INTER_NEAREST)
     K_b = scale_intrinsics(K, s, s)
-    cfg = field.build_config({"reference_steps": 2 * steps, "view_steps": steps}, seed=seed)
+    cfg = world.build_config({"reference_steps": 2 * steps, "view_steps": steps}, seed=seed)
     spiral_cfg = {"candidates": 12, "r": None, "s": None}
     moved = np.abs(traj.w2c - np.eye(4)).max(axis=(1, 2)) > 1e-9  # not at the reference [T]
     ref = torch.from_numpy(truth).permute(0, 3, 1, 2).float()  # [T, 3, H, W]
@@ -357,13 +357,13 @@ def orbit_report(setups: tuple[str, ...] = ORBIT_SETUPS, frames: int = 9,
         pred = cv2.resize(model(rgb).depth, (build_size, build_size),
                           interpolation=cv2.INTER_NEAREST)
         depth_b = pred * depth_errors(pred, true_b).scale
-        cams = field.spiral_cameras(depth_b, K_b, build_size, build_size, spiral_cfg)
-        g, _ = field.build_spiral(plate, depth_b, K_b, cams, spiral_views, inpainter, model,
+        cams = world.spiral_cameras(depth_b, K_b, build_size, build_size, spiral_cfg)
+        g, _ = world.build_spiral(plate, depth_b, K_b, cams, spiral_views, inpainter, model,
                                   None, cfg)
-        g = field.build_custom(g, rescale_intrinsics(traj, build_size, build_size),
+        g = world.build_custom(g, rescale_intrinsics(traj, build_size, build_size),
                                custom_views, inpainter, model, None, cfg,
-                               reference=field.reference_view(plate, depth_b, K_b))
-        video, _, uncovered = field.render_video(g, traj)
+                               reference=world.reference_view(plate, depth_b, K_b))
+        video, _, uncovered = world.render_video(g, traj)
         pred_v = torch.from_numpy(video.astype(np.float32) / 255.0).permute(0, 3, 1, 2)
         values = psnr(pred_v, ref, mask).tolist()
         out[setup] = {"psnr": values, "mean": float(np.mean(values)),

@@ -1,4 +1,4 @@
-"""Building the Gaussian field: the reference view first, then warp-and-inpaint along cameras.
+"""The Gaussian world: the reference view first, then warp-and-inpaint along cameras.
 
 For each visited camera (the one whose render has the largest hole ratio among those left):
 render the field, find the holes, inpaint them, estimate depth for the inpainted view and align
