@@ -23,24 +23,22 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from dreamdance import assets
-from dreamdance.camera import Trajectory, intrinsics_from_fov, rescale_intrinsics
 from dreamdance.camera.files import read_trajectory, write_trajectory
 from dreamdance.errors import InputError
 from dreamdance.inputs import build, check_common, input_file, plain
 from dreamdance.io import read_json
 from dreamdance.media import load_image, resize, save_image, to_uint8, write_video
-from dreamdance.motion.align import CharacterFrame, align_poses, pose_frame
+from dreamdance.motion.align import CharacterFrame, align_poses
+from dreamdance.motion.character import detect_own_pose, locate_character, placed_character
 from dreamdance.motion.mask import mask_video, pose_masks
 from dreamdance.motion.placement import (
-    at_person,
+    at_dancer,
     in_scene,
-    person_box,
-    place_poses,
     placed_art,
     read_placement,
     write_placement,
 )
-from dreamdance.motion.poses import PARTS, PoseSequence, frame_index, read_poses, write_poses
+from dreamdance.motion.poses import PARTS, PoseSequence, read_poses, write_poses
 from dreamdance.motion.sources import (
     camera_source,
     check_driving,
@@ -48,6 +46,7 @@ from dreamdance.motion.sources import (
     extract_poses,
     poses_source,
     read_pose_file,
+    tracked_camera,
 )
 from dreamdance.motion.videos import write_pose_videos
 from dreamdance.preview import motion_preview
@@ -122,20 +121,9 @@ def run(cfg: DictConfig, character_mask: np.ndarray | None = None) -> None:
                   "smooth": plain(mo.smooth)}, write_driving_poses)
 
     def write_camera() -> None:
-        if cams is not None:
-            traj = cams.value
-        else:
-            seq = read_poses(p("motion/poses.json"))
-            src = frames()
-            h, w = src.frames.shape[1:3]
-            masks = pose_masks(align_poses(seq, CharacterFrame((0, 0, w, h), w, h), "none"))
-            result = tracker(src.frames, intrinsics_from_fov(cfg.fov, w, h), masks[:len(src.frames)])
-            for warning in result.warnings:
-                log.warning("camera tracking: %s", warning)
-            traj = result.trajectory
-            traj = rescale_intrinsics(traj, width, height)
-            index = frame_index(len(traj), cfg.frames, mo.too_short, f"driving={cfg.driving}")
-            traj = Trajectory(traj.w2c[index], traj.K[index], width, height)
+        traj = cams.value if cams is not None else tracked_camera(
+            tracker, frames().frames, read_poses(p("motion/poses.json")), cfg.fov, width, height,
+            cfg.frames, mo.too_short, f"driving={cfg.driving}")
         write_trajectory(p("motion/camera.json"), traj, format="json", fps=cfg.fps)
 
     camera_deps = ({**cams.deps, "camera": cams.path} if cams is not None else
@@ -146,17 +134,9 @@ def run(cfg: DictConfig, character_mask: np.ndarray | None = None) -> None:
 
     if placed(source):  # the character into the working frame (motion/placement.py)
         def write_placement_file() -> None:
-            if fixed is not None:
-                write_placement(p("motion/placement.json"), fixed)
-                return
-            dancer = align_poses(read_poses(p("motion/poses.json")),
-                                 CharacterFrame((0, 0, width, height), width, height), "none")
-            box = person_box(dancer)
-            if box is None:
-                raise InputError(f"driving={cfg.driving}", "no person to replace: the dancer "
-                                                           "has no confident keypoints")
-            write_placement(p("motion/placement.json"),
-                            at_person(character.box, box, own_size, (width, height)))
+            write_placement(p("motion/placement.json"), fixed or at_dancer(
+                character.box, read_poses(p("motion/poses.json")), own_size, (width, height),
+                f"driving={cfg.driving}"))
 
         run_dir.step("motion/place", ["motion/placement.json"],
                      {"source": source, "character": list(character.box),
@@ -164,10 +144,8 @@ def run(cfg: DictConfig, character_mask: np.ndarray | None = None) -> None:
                       "character_height": mo.character_height,
                       "poses": p("motion/poses.json") if fixed is None else None},
                      write_placement_file)
-        placement = read_placement(p("motion/placement.json"))
-        own = None if own is None else place_poses(own, placement)
-        character = CharacterFrame(placement.box(character.box), width, height,
-                                   None if own is None else pose_frame(own, 0))
+        character, own = placed_character(character, own,
+                                          read_placement(p("motion/placement.json")))
     elif own is not None and (own.width, own.height) != (width, height):
         raise RuntimeError("the art's own pose is not in the working frame")
 
@@ -227,43 +205,32 @@ def run(cfg: DictConfig, character_mask: np.ndarray | None = None) -> None:
 def _character(cfg: DictConfig, art, width: int, height: int, extractor=None,
                cut: np.ndarray | None = None, cut_file: Path | None = None
                ) -> tuple[CharacterFrame, PoseSequence | None]:
-    """Where the character stands in the working frame, for pose alignment, and its own pose
-    there when known.
-
-    From ``character_pose=`` (the art's own pose), the sample's pose for the sample art, the
-    pose backend run on the art (when its weights are given), the scene stage's cut-out
-    (``cut``, else ``cut_file``), or the art's alpha; ``motion.align=none`` needs none of them.
-    ``width × height`` is the art's own working frame.
-    """
+    """Where the character stands in its own ``width × height`` working frame, and its own pose
+    there when known (:func:`~dreamdance.motion.character.locate_character`), from
+    ``character_pose=`` (the art's own pose), the sample's pose for the sample art, the pose
+    backend run on the art (when its weights are given), the scene stage's cut-out (``cut``,
+    else ``cut_file``), or the art's alpha."""
     whole = CharacterFrame((0, 0, width, height), width, height)
     pose_path = input_file(cfg.character_pose, "character_pose",
                            assets.ART_POSE if cfg.image is None else None)
     if pose_path is not None:
         name = f"character_pose={cfg.character_pose or pose_path}"
         own = align_poses(read_pose_file(pose_path, name, cfg.fps), whole, "none", name=name)
-        return CharacterFrame.from_pose(own, name=name), own
+        return locate_character(width, height, own, name), own
     own = _detected_pose(cfg, art, width, height, extractor)
     if own is not None:
-        return CharacterFrame.from_pose(own, name="the art's detected pose"), own
+        return locate_character(width, height, own, "the art's detected pose"), own
     if cut is None and cut_file is not None and cut_file.is_file():
         cut = load_image(cut_file).alpha
     if cut is None and art.alpha is not None and (art.alpha < 0.99).any():
         cut = art.alpha
-    if cut is not None:
-        return CharacterFrame.from_mask(resize(cut, (width, height)) >= 0.5,
-                                        name="the character's mask"), None
-    if cfg.motion.align == "none":
-        return whole, None
-    raise InputError(f"motion.align={cfg.motion.align}",
-                     "needs the character's placement: give character_pose=FILE (the art's own "
-                     "pose), an image with alpha, or run stage=scene first; or set "
-                     "motion.align=none")
+    return locate_character(width, height, cut=cut, align=cfg.motion.align), None
 
 
 def _detected_pose(cfg: DictConfig, art, width: int, height: int, extractor=None
                    ) -> PoseSequence | None:
-    """The art's own pose found by the ``pose`` backend, one frame in the working frame; None
-    (logged) when the backend's weights are not given or it finds no body on the art."""
+    """The art's own pose found by the ``pose`` backend, in the working frame; None (logged)
+    when the backend's weights are not given or it finds no clear body on the art."""
     if extractor is None:
         try:
             extractor = build(cfg.pose)
@@ -271,14 +238,7 @@ def _detected_pose(cfg: DictConfig, art, width: int, height: int, extractor=None
             log.info("the art's own pose: not detected (pose backend unavailable: %s); give "
                      "character_pose=FILE for it", e)
             return None
-    rgb = to_uint8(resize(art.rgb, (width, height)))
-    seq = extractor(rgb[None], fps=cfg.fps)
-    if seq.num_people == 0 or (seq.body[0, seq.driver, :, 2] >= 0.3).sum() < 8:
-        log.warning("the art's own pose: the pose backend found no clear body on the art; give "
-                    "character_pose=FILE for it")
-        return None
-    log.info("the art's own pose: detected by the pose backend")
-    return seq
+    return detect_own_pose(extractor, to_uint8(resize(art.rgb, (width, height))), cfg.fps)
 
 
 def _check_dancer(cfg: DictConfig, poses: PoseSequence, width: int, height: int) -> None:

@@ -29,7 +29,15 @@ import numpy as np
 
 from dreamdance.errors import InputError
 from dreamdance.io import read_json, write_json
-from dreamdance.motion.align import Box, box_similarity, map_keypoints, pose_box, pose_frame
+from dreamdance.motion.align import (
+    Box,
+    CharacterFrame,
+    align_poses,
+    box_similarity,
+    map_keypoints,
+    pose_box,
+    pose_frame,
+)
 from dreamdance.motion.poses import PARTS, PoseSequence
 
 
@@ -66,6 +74,22 @@ def at_person(character: Box, person: Box, source: tuple[int, int],
     """The character's box onto the person's: same height, bottom-centres together."""
     s, t = box_similarity(character, person)
     return _checked(s, t, source, target)
+
+
+def at_dancer(character: Box, dancer: PoseSequence, source: tuple[int, int],
+              target: tuple[int, int], name: str) -> Placement:
+    """The character onto the dancer of a driving video (``dancer``: its poses in the video's
+    own pixels, the video at the ``target`` size), as :func:`at_person`.
+
+    Raises:
+        InputError: the dancer has no confident keypoints in any frame (``name``: the video).
+    """
+    width, height = target
+    box = person_box(align_poses(dancer, CharacterFrame((0, 0, width, height), width, height),
+                                 "none"))
+    if box is None:
+        raise InputError(name, "no person to replace: the dancer has no confident keypoints")
+    return at_person(character, box, source, target)
 
 
 def in_scene(character: Box, source: tuple[int, int], target: tuple[int, int],

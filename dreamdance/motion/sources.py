@@ -12,11 +12,19 @@ from typing import Any
 import numpy as np
 
 from dreamdance import assets
-from dreamdance.camera import PRESETS, Trajectory, intrinsics_from_fov, resample
+from dreamdance.camera import (
+    PRESETS,
+    Trajectory,
+    intrinsics_from_fov,
+    resample,
+    rescale_intrinsics,
+)
 from dreamdance.camera.files import load_camera
 from dreamdance.errors import InputError
 from dreamdance.inputs import input_file
 from dreamdance.media import Video, probe_video, read_video, read_video_sampled, resize
+from dreamdance.motion.align import CharacterFrame, align_poses
+from dreamdance.motion.mask import pose_masks
 from dreamdance.motion.openpose import read_openpose
 from dreamdance.motion.poses import PoseSequence, fit_to_frames, frame_index, read_poses
 from dreamdance.motion.smooth import fill_gaps, one_euro, sanitize
@@ -159,3 +167,29 @@ def camera_source(cfg: Any, width: int, height: int, length: str = "resample",
             "camera_length": length, "preset": spec if path is None else None,
             "preset_depth": preset_depth, "preset_amplitude": preset_amplitude}
     return Source(cams, path, deps)
+
+
+def tracked_camera(tracker: Any, frames: np.ndarray, poses: PoseSequence, fov: float,
+                   width: int, height: int, n_frames: int, too_short: str,
+                   name: str) -> Trajectory:
+    """The camera path of a driving video, tracked on its background (the dancer, from its
+    poses, masked out), at the working size and fitted to ``n_frames`` frames.
+
+    Args:
+        tracker: a camera tracker (``conf/camtrack/``),
+            ``tracker(frames, K, masks) -> TrackResult``; its warnings are logged.
+        frames: the video. [T, H, W, 3] uint8
+        poses: the dancer's poses in the video's pixels (at least T frames).
+        fov: horizontal field of view of the video, degrees.
+        width, height: the working size.
+        n_frames, too_short: as :func:`~dreamdance.motion.poses.frame_index`.
+        name: the video as the user knows it, for errors.
+    """
+    h, w = frames.shape[1:3]
+    masks = pose_masks(align_poses(poses, CharacterFrame((0, 0, w, h), w, h), "none"))
+    result = tracker(frames, intrinsics_from_fov(fov, w, h), masks[:len(frames)])
+    for warning in result.warnings:
+        log.warning("camera tracking: %s", warning)
+    traj = rescale_intrinsics(result.trajectory, width, height)
+    index = frame_index(len(traj), n_frames, too_short, name)
+    return Trajectory(traj.w2c[index], traj.K[index], width, height)
