@@ -9,7 +9,7 @@ a still camera and a warning. The whole suite for both backends runs under ``mak
 import numpy as np
 import pytest
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from runner import config
 
 from dreamdance.camera import (
     intrinsics_from_fov,
@@ -126,7 +126,7 @@ def test_camtrack_config_files_build_each_backend():
     assert isinstance(tracker("opencv"), CameraTracker)
     assert isinstance(tracker("colmap"), ColmapTracker)
     for backend in BACKENDS:
-        cfg = OmegaConf.load(f"conf/camtrack/{backend}.yaml")
+        cfg = config(f"camtrack={backend}").camtrack
         assert cfg._target_.endswith(("CameraTracker", "ColmapTracker"))
         assert instantiate(cfg) is not None
 

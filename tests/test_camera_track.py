@@ -18,6 +18,7 @@ Errors measured per frame (run with ``-s`` to print them):
 import cv2
 import numpy as np
 import pytest
+from runner import config
 
 from dreamdance.camera import (
     intrinsics_from_fov,
@@ -37,7 +38,7 @@ W, H = 160, 120
 K = intrinsics_from_fov(60.0, W, H)
 N_FRAMES = 12
 # Tuned to 160x120 frames: a smaller KLT window, the person masks grown by half of it.
-CFG = TrackConfig(window=11, mask_dilation=6, min_distance=5.0, max_corners=400)
+CFG = TrackConfig.from_conf(window=11, mask_dilation=6, min_distance=5.0, max_corners=400)
 
 # Bounds, with headroom over what was measured (see the test docstrings).
 # Over scene seeds 0-7: pan max 0.056 deg; orbit (with or without the masked person) rotation
@@ -440,21 +441,18 @@ def test_a_step_with_no_map_in_view_assumes_its_length():
                                         ("ransac_threshold", 0.0), ("noise_margin", -1)])
 def test_bad_settings_are_input_errors(key, value):
     with pytest.raises(InputError, match=rf"^camtrack\.{key}="):
-        TrackConfig(**{key: value})
+        TrackConfig.from_conf(**{key: value})
 
 
 def test_config_file_builds_the_tracker(pan):
-    from pathlib import Path
 
     from hydra.utils import instantiate
-    from omegaconf import OmegaConf
 
-    path = Path(__file__).parents[1] / "conf" / "camtrack" / "opencv.yaml"
-    cfg = OmegaConf.load(path)
+    cfg = config("camtrack=opencv").camtrack
     tracker = instantiate(cfg)
     assert isinstance(tracker, CameraTracker)
     assert {k for k in cfg if k != "_target_"} == set(TrackConfig.__dataclass_fields__)
-    assert tracker.cfg == TrackConfig()  # the file states the defaults
+    assert tracker.cfg == TrackConfig.from_conf()  # the file's values
     frames, true = pan
     small = instantiate(cfg, window=11, mask_dilation=6, min_distance=5.0)
     result = small(frames[:4], K)

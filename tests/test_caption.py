@@ -10,17 +10,18 @@ import pytest
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from runner import config
 
 from dreamdance.errors import InputError
 from dreamdance.scene.caption import (
-    DEFAULT_PROMPT,
-    DEFAULT_QUESTION,
     FixedCaptioner,
     LlavaCaptioner,
 )
+from dreamdance.settings import conf_values
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "captioner"
+PROMPT = conf_values("stage/scene", "stage")["prompt"]
+QUESTION = conf_values("captioner/llava")["question"]
 WORDS = ["<unk>", "<s>", "</s>", "<pad>", "<image>", "USER:", "ASSISTANT:", "describe", "the",
          "background", "a", "green", "field", "under", "blue", "sky"]
 CHAT_TEMPLATE = (
@@ -78,23 +79,27 @@ def llava_sky(tmp_path_factory) -> Path:
     return write_llava(tmp_path_factory.mktemp("weights") / "llava", first="sky")
 
 
+def llava(path, **settings) -> LlavaCaptioner:
+    """A LLaVA captioner with the question and fallback of the config files."""
+    return LlavaCaptioner(path, **{"question": QUESTION, "fallback": PROMPT, **settings})
+
+
 def image(h: int = 40, w: int = 56) -> np.ndarray:
     return np.random.default_rng(0).uniform(0, 1, (h, w, 3)).astype(np.float32)
 
 
 def test_fixed_captioner():
-    assert FixedCaptioner()(image()) == DEFAULT_PROMPT
     assert FixedCaptioner("a beach at dusk")(image()) == "a beach at dusk"
     with pytest.raises(InputError, match="captioner.prompt=3: must be text"):
         FixedCaptioner(3)
     with pytest.raises(ValueError, match="rgb must be"):
-        FixedCaptioner()(np.zeros((4, 4)))
+        FixedCaptioner(PROMPT)(np.zeros((4, 4)))
 
 
 def test_llava_caption_from_saved_tiny_model(llava_sky):
     from transformers import LlavaForConditionalGeneration, LlavaProcessor
 
-    captioner = LlavaCaptioner(str(llava_sky), device="cpu", max_new_tokens=3)
+    captioner = llava(str(llava_sky), device="cpu", max_new_tokens=3)
     assert captioner.model is None  # loaded on the first call
     caption = captioner(image())
     assert caption == "sky sky sky"  # greedy, the prompt stripped, max_new_tokens honoured
@@ -102,59 +107,60 @@ def test_llava_caption_from_saved_tiny_model(llava_sky):
     assert isinstance(captioner.processor, LlavaProcessor)
     assert not captioner.model.training and captioner.model.dtype == torch.float32
     assert captioner.model.config.vision_config.hidden_size == 32  # the saved tiny model
-    assert captioner.prompt() == f"USER: <image>\n{DEFAULT_QUESTION} ASSISTANT:"
+    assert captioner.prompt() == f"USER: <image>\n{QUESTION} ASSISTANT:"
     assert captioner(image(64, 20)) == "sky sky sky"  # any image size
 
 
 def test_llava_without_chat_template_and_custom_question(tmp_path):
     folder = write_llava(tmp_path / "llava", first="blue", chat_template=False)
-    captioner = LlavaCaptioner(folder, device="cpu", max_new_tokens=2,
-                               question="  describe the background  ")
+    captioner = llava(folder, device="cpu", max_new_tokens=2, question="  describe the background  ")
     assert captioner.prompt() == "USER: <image>\ndescribe the background ASSISTANT:"
     assert captioner(image()) == "blue blue"
 
 
 def test_llava_empty_answer_falls_back_to_default(tmp_path, caplog):
     folder = write_llava(tmp_path / "llava", first="</s>")  # greedy picks end-of-text at once
-    captioner = LlavaCaptioner(folder, device="cpu")
+    captioner = llava(folder, device="cpu")
     with caplog.at_level(logging.WARNING, logger="dreamdance.scene.caption"):
-        assert captioner(image()) == DEFAULT_PROMPT
+        assert captioner(image()) == PROMPT
     assert "empty caption" in caplog.text
 
 
 def test_llava_refusals(tmp_path, llava_sky):
     with pytest.raises(InputError, match="no such folder") as e:
-        LlavaCaptioner(str(tmp_path / "missing"))
+        llava(str(tmp_path / "missing"))
     assert e.value.name == f"weights.llava={tmp_path / 'missing'}"
     assert "llava-hf/llava-1.5-7b-hf" in e.value.problem
     with pytest.raises(InputError, match="weights.llava: not set"):
-        LlavaCaptioner(None)
+        llava(None)
     other = tmp_path / "next"
     other.mkdir()
     (other / "config.json").write_text(json.dumps({
         "model_type": "llava_next", "architectures": ["LlavaNextForConditionalGeneration"]}))
     with pytest.raises(InputError, match="not LLaVA"):
-        LlavaCaptioner(str(other))
+        llava(str(other))
     with pytest.raises(InputError, match="captioner.max_new_tokens=0"):
-        LlavaCaptioner(llava_sky, max_new_tokens=0)
+        llava(llava_sky, max_new_tokens=0)
     with pytest.raises(InputError, match="captioner.question= : must be non-empty"):
-        LlavaCaptioner(llava_sky, question=" ")
+        llava(llava_sky, question=" ")
+    with pytest.raises(InputError, match="captioner.fallback= : must be non-empty"):
+        llava(llava_sky, fallback=" ")
     with pytest.raises(InputError, match="captioner.dtype=int8"):
-        LlavaCaptioner(llava_sky, device="cpu", dtype="int8")
+        llava(llava_sky, device="cpu", dtype="int8")
 
 
-def compose(name: str, **root):
-    base = OmegaConf.create({"weights": {"llava": None}, "device": "cpu", **root})
-    return OmegaConf.merge(base, {"captioner": OmegaConf.load(CONF / f"{name}.yaml")}).captioner
+def compose(name: str, *overrides: str):
+    """The ``captioner`` node of the scene stage's run config with ``captioner=name``."""
+    return config("stage=scene", f"captioner={name}", "device=cpu", *overrides).captioner
 
 
 def test_configs_build_the_captioners(llava_sky):
     assert sorted(p.stem for p in CONF.glob("*.yaml")) == ["llava", "none"]
     none = instantiate(compose("none"))
-    assert isinstance(none, FixedCaptioner) and none.prompt == DEFAULT_PROMPT
-    llava = instantiate(compose("llava", weights={"llava": str(llava_sky)}))
-    assert isinstance(llava, LlavaCaptioner) and llava.path == llava_sky
-    assert (llava.device, llava.max_new_tokens, llava.question) == ("cpu", 60, DEFAULT_QUESTION)
+    assert isinstance(none, FixedCaptioner) and none.prompt == PROMPT
+    built = instantiate(compose("llava", f"weights.llava={llava_sky}"))
+    assert isinstance(built, LlavaCaptioner) and built.path == llava_sky
+    assert (built.device, built.max_new_tokens, built.question, built.fallback) == ("cpu", 60, QUESTION, PROMPT)
     with pytest.raises(InstantiationException) as e:  # Hydra wraps the InputError
         instantiate(compose("llava"))
     assert isinstance(e.value.__cause__, InputError)

@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from runner import config
 
 from dreamdance.camera import (
     intrinsics_from_fov,
@@ -104,7 +105,7 @@ def test_pan_is_a_rotation_and_runs_quietly(pan, capfd):
     from COLMAP's verified matches, with no translation at all; COLMAP prints nothing.
     Measured: rotation max 0.010 deg."""
     frames, K, true, _ = pan
-    result = track_colmap(frames, K, cfg=ColmapConfig(**SMALL))
+    result = track_colmap(frames, K, cfg=ColmapConfig.from_conf(**SMALL))
     out, err = capfd.readouterr()
     rot, _ = figures(result, true)
     print(f"\nsmall pan: rotation max {rot.max():.3f} deg")
@@ -113,14 +114,14 @@ def test_pan_is_a_rotation_and_runs_quietly(pan, capfd):
     np.testing.assert_array_equal(result.trajectory.centers, 0.0)
     assert rot.max() <= 0.2, rot
     assert result.warnings == []
-    assert (result.inliers[1:] >= ColmapConfig().min_inliers).all(), result.inliers
+    assert (result.inliers[1:] >= ColmapConfig.from_conf().min_inliers).all(), result.inliers
 
 
 def test_a_mapper_that_cannot_start_falls_back_to_rotations(pan):
     """With the parallax test switched off, the mapper is run on the pan; it cannot register
     the keyframes, and the rotation path is used instead, with a warning."""
     frames, K, true, _ = pan
-    result = track_colmap(frames, K, cfg=ColmapConfig(**SMALL, parallax_threshold=1e-9))
+    result = track_colmap(frames, K, cfg=ColmapConfig.from_conf(**SMALL, parallax_threshold=1e-9))
     assert len(result.warnings) == 1 and result.warnings[0].startswith("COLMAP registered"), \
         result.warnings
     assert "rotating about a fixed centre" in result.warnings[0]
@@ -132,7 +133,7 @@ def test_long_videos_go_through_keyframes(pan):
     """Three of the eight frames go through COLMAP; the others are interpolated (the pan turns
     at a constant rate, so slerp is exact), without warnings."""
     frames, K, true, _ = pan
-    result = track_colmap(frames, K, cfg=ColmapConfig(**SMALL, max_keyframes=3))
+    result = track_colmap(frames, K, cfg=ColmapConfig.from_conf(**SMALL, max_keyframes=3))
     assert len(result.trajectory) == SMALL_N and result.warnings == []
     np.testing.assert_array_equal(result.inliers > 0, np.isin(np.arange(SMALL_N), [0, 4, 7]))
     assert figures(result, true)[0].max() <= 0.2
@@ -142,7 +143,7 @@ def test_a_blank_frame_is_interpolated_with_a_warning(orbit):
     frames, K, true, masks = orbit
     frames = frames.copy()
     frames[3] = 128
-    result = track_colmap(frames, K, masks, ColmapConfig(**SMALL))
+    result = track_colmap(frames, K, masks, ColmapConfig.from_conf(**SMALL))
     assert result.warnings == ["frame 3: COLMAP could not place it; pose interpolated between "
                                "frames 2 and 4"], result.warnings
     assert result.scale_confidence[3] == 0 and result.inliers[3] == 0
@@ -161,7 +162,7 @@ def _keypoints(tmp_path, frames, masks, K, dilation):
     import pycolmap
 
     write_inputs(tmp_path, frames, masks, dilation)
-    cfg = ColmapConfig()
+    cfg = ColmapConfig.from_conf()
     with quiet():
         extract(tmp_path / "database.db", tmp_path, K, cfg, cfg.peak_threshold)
     db = pycolmap.Database.open(tmp_path / "database.db")
@@ -284,11 +285,11 @@ def test_shapes_are_checked(pan):
     ("mask_dilation", -1), ("num_threads", 0), ("parallax_threshold", "1")])
 def test_bad_settings_are_input_errors(key, value):
     with pytest.raises(InputError, match=rf"^camtrack\.{key}="):
-        ColmapConfig(**{key: value})
+        ColmapConfig.from_conf(**{key: value})
 
 
 def test_optional_settings_take_null():
-    cfg = ColmapConfig(max_keyframes=None, refine_window=None, num_threads=None)
+    cfg = ColmapConfig.from_conf(max_keyframes=None, refine_window=None, num_threads=None)
     assert cfg.max_keyframes is None and cfg.refine_window is None
 
 
@@ -298,14 +299,12 @@ def test_config_file_builds_the_tracker(pan, tmp_path, monkeypatch):
     import tempfile
 
     from hydra.utils import instantiate
-    from omegaconf import OmegaConf
 
-    path = Path(__file__).parents[1] / "conf" / "camtrack" / "colmap.yaml"
-    cfg = OmegaConf.load(path)
+    cfg = config("camtrack=colmap").camtrack
     tracker = instantiate(cfg)
     assert isinstance(tracker, ColmapTracker)
     assert {k for k in cfg if k != "_target_"} == set(ColmapConfig.__dataclass_fields__)
-    assert tracker.cfg == ColmapConfig()
+    assert tracker.cfg == ColmapConfig.from_conf()
     assert repr(tracker).startswith("ColmapTracker(max_keyframes=60")
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     frames, K, true, _ = pan

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from runner import config
 
 from dreamdance.errors import InputError
 from dreamdance.scene.depth import (
@@ -282,10 +283,8 @@ def test_unproject_projects_back_to_pixel_centres():
                                       ("popup", PopupDepth), ("depthpro", DepthProEstimator)])
 def test_config_files_build_their_estimator(name, cls, depthpro_dir):
     from hydra.utils import instantiate
-    from omegaconf import OmegaConf
 
-    top = OmegaConf.create({"device": "cpu", "weights": {"depthpro": str(depthpro_dir)}})
-    cfg = OmegaConf.merge(top, {"depth": OmegaConf.load(CONF / f"{name}.yaml")})
+    cfg = config("stage=scene", f"depth={name}", "device=cpu", f"weights.depthpro={depthpro_dir}")
     estimator = instantiate(cfg.depth)
     assert type(estimator) is cls
     out = estimator(rgb_image(16, 20))

@@ -10,11 +10,10 @@ import pytest
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from runner import config
 
 from dreamdance.errors import InputError
 from dreamdance.scene.inpaint import (
-    DEFAULT_PROMPT,
     ExemplarInpainter,
     OpenCVInpainter,
     SDXLInpainter,
@@ -22,6 +21,7 @@ from dreamdance.scene.inpaint import (
     context_box,
     working_size,
 )
+from dreamdance.settings import conf_values
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "inpainter"
 
@@ -188,7 +188,8 @@ class Spy:
 
 
 def make(folder, **kwargs):
-    args = dict(device="cpu", steps=2, max_side=64, feather=2, context=0.25)
+    args = dict(device="cpu", steps=2, max_side=64, feather=2, context=0.25,
+                negative_prompt=conf_values("inpainter/sdxl")["negative_prompt"])
     return SDXLInpainter(str(folder), **(args | kwargs))
 
 
@@ -233,26 +234,29 @@ def test_sdxl_is_deterministic_and_follows_seed_and_prompt(sdxl_folder):
     assert not np.array_equal(a, make(sdxl_folder, seed=4)(rgb, hole, "a red wall"))
     assert not np.array_equal(a, first(rgb, hole, "green grass"))
     spy = first.pipe = Spy(first.pipe)
-    first(rgb, hole)
-    assert spy.calls[0]["prompt"] == DEFAULT_PROMPT
+    first(rgb, hole, "a red wall")
+    assert spy.calls[0]["prompt"] == "a red wall"
+    assert spy.calls[0]["negative_prompt"] == conf_values("inpainter/sdxl")["negative_prompt"]
+    with pytest.raises(ValueError, match="needs a prompt"):
+        first(rgb, hole)
     np.testing.assert_array_equal(first(rgb, np.zeros((64, 64), bool)), rgb)  # nothing to fill
     assert len(spy.calls) == 1
-    everything = first(rgb, np.ones((64, 64), bool))  # no known pixel: a fill from scratch
+    everything = first(rgb, np.ones((64, 64), bool), "a red wall")  # no known pixel: from scratch
     assert everything.shape == rgb.shape and np.abs(everything - rgb).mean() > 0.05
 
 
 def test_sdxl_refusals(tmp_path, sdxl_folder):
     with pytest.raises(InputError, match="no such folder") as e:
-        SDXLInpainter(str(tmp_path / "missing"))
+        SDXLInpainter(str(tmp_path / "missing"), None)
     assert e.value.name == f"weights.sdxl_inpaint={tmp_path / 'missing'}"
     assert "stable-diffusion-xl-1.0-inpainting-0.1" in e.value.problem
     with pytest.raises(InputError, match="weights.sdxl_inpaint: not set"):
-        SDXLInpainter(None)
+        SDXLInpainter(None, None)
     other = tmp_path / "sd15"
     other.mkdir()
     (other / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
     with pytest.raises(InputError, match="holds StableDiffusionPipeline, not SDXL inpainting"):
-        SDXLInpainter(str(other))
+        SDXLInpainter(str(other), None)
     for key, value, problem in [("steps", 0, ">= 1"), ("strength", 0.0, "> 0"),
                                 ("strength", 1.5, r"\(0, 1\]"), ("max_side", 100, "multiple of 8"),
                                 ("feather", -1, ">= 0"), ("guidance", float("nan"), ">= 0"),
@@ -269,10 +273,9 @@ def test_sdxl_refusals(tmp_path, sdxl_folder):
 # configs
 
 
-def compose(name: str, **root):
-    base = OmegaConf.create({"weights": {"sdxl_inpaint": None}, "device": "cpu", "seed": 7,
-                             **root})
-    return OmegaConf.merge(base, {"inpainter": OmegaConf.load(CONF / f"{name}.yaml")}).inpainter
+def compose(name: str, *overrides: str):
+    """The ``inpainter`` node of the scene stage's run config with ``inpainter=name``."""
+    return config("stage=scene", f"inpainter={name}", "device=cpu", "seed=7", *overrides).inpainter
 
 
 def test_configs_build_the_inpainters(sdxl_folder):
@@ -281,7 +284,7 @@ def test_configs_build_the_inpainters(sdxl_folder):
     assert isinstance(fill, ExemplarInpainter) and fill.options["seed"] == 7
     opencv = instantiate(compose("opencv"))
     assert isinstance(opencv, OpenCVInpainter) and opencv.method == "telea"
-    sdxl = instantiate(compose("sdxl", weights={"sdxl_inpaint": str(sdxl_folder)}))
+    sdxl = instantiate(compose("sdxl", f"weights.sdxl_inpaint={sdxl_folder}"))
     assert isinstance(sdxl, SDXLInpainter) and sdxl.path == sdxl_folder
     assert (sdxl.device, sdxl.seed, sdxl.steps, sdxl.max_side) == ("cpu", 7, 30, 1024)
     with pytest.raises(InstantiationException) as e:  # Hydra wraps the InputError

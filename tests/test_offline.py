@@ -69,7 +69,7 @@ def test_caption_loads_with_local_files_only_and_no_remote_code(tmp_path, monkey
     for name in ("AutoProcessor", "LlavaForConditionalGeneration"):  # not getattr: it is lazy
         monkeypatch.setitem(vars(transformers), name, type(name, (Recorder,), {}))
     folder = _llava_folder(tmp_path / "llava")
-    LlavaCaptioner(folder, device="cpu").load()
+    LlavaCaptioner(folder, question="?", fallback="a scene", device="cpu").load()
     assert [name for name, _, _ in calls] == ["AutoProcessor", "LlavaForConditionalGeneration"]
     for _, path, kwargs in calls:
         assert path == folder
@@ -87,7 +87,7 @@ def test_caption_refuses_a_folder_with_its_own_code_without_asking(tmp_path, mon
     asked = []
     monkeypatch.setattr(builtins, "input", lambda *a: asked.append(a) or "y")
     with pytest.raises(InputError, match=f"weights.llava={folder}: cannot be loaded as LLaVA"):
-        LlavaCaptioner(folder, device="cpu").load()
+        LlavaCaptioner(folder, question="?", fallback="a scene", device="cpu").load()
     assert asked == [] and not (folder / "RAN").exists()
 
 

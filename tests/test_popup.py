@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from runner import config
 
 from dreamdance.errors import InputError
 from dreamdance.eval.depth import depth_errors
@@ -128,9 +129,8 @@ def test_deterministic(world):
 
 def test_config_file_builds_popup_with_the_code_defaults():
     from hydra.utils import instantiate
-    from omegaconf import OmegaConf
 
-    cfg = OmegaConf.load(CONF)
+    cfg = config("stage=scene", "depth=popup").depth
     model = instantiate(cfg)
     assert type(model) is PopupDepth
     defaults = {k: v.default for k, v in inspect.signature(PopupDepth).parameters.items()}

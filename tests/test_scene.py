@@ -11,10 +11,9 @@ from runner import refused, run
 from dreamdance.camera import intrinsics_from_fov
 from dreamdance.media import load_image, read_video, resize
 from dreamdance.run import run_stage
-from dreamdance.scene.fit import FitConfig
 from dreamdance.scene.gaussians import load_ply
 from dreamdance.scene.render import render
-from dreamdance.scene.world import BuildConfig, reference_field
+from dreamdance.scene.world import build_config, reference_field
 
 SMALL = ["frames=5", "resolution=128", "stage.build_resolution=64",
          "stage.build.reference_steps=40", "stage.build.view_steps=5",
@@ -41,7 +40,7 @@ def test_textured_plane_novel_view_matches_the_analytic_render():
     wide = texture(h, w + 16)  # the plane's texture beyond the reference view's edge
     ref = wide[:, :w]
     g, _ = reference_field(ref, np.full((h, w), d, np.float32), K,
-                           BuildConfig(reference_steps=60, fit=FitConfig(seed=0)))
+                           build_config({"reference_steps": 60}))
     assert psnr(render(g, torch.eye(4), torch.tensor(K, dtype=torch.float32), w, h)
                 .rgb.numpy(), ref) > 35
     w2c = torch.eye(4)

@@ -11,8 +11,8 @@ import pytest
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 from PIL import Image
+from runner import config
 
 from dreamdance.errors import InputError
 from dreamdance.scene import birefnet
@@ -390,9 +390,9 @@ def test_birefnet_weights_not_matching_code(tmp_path):
 # configs
 
 
-def compose(name: str, **root):
-    base = OmegaConf.create({"weights": {"birefnet": None}, "device": "cpu", **root})
-    return OmegaConf.merge(base, {"segmenter": OmegaConf.load(CONF / f"{name}.yaml")}).segmenter
+def compose(name: str, *overrides: str):
+    """The ``segmenter`` node of the scene stage's run config with ``segmenter=name``."""
+    return config("stage=scene", f"segmenter={name}", "device=cpu", *overrides).segmenter
 
 
 def test_configs_build_the_segmenters(tmp_path):
@@ -406,7 +406,7 @@ def test_configs_build_the_segmenters(tmp_path):
     Image.fromarray(np.full((8, 8), 255, np.uint8)).save(path)
     assert isinstance(instantiate(compose("mask"), path=str(path)), MaskSegmenter)
     folder = write_birefnet(tmp_path / "b", quirks=True)
-    cfg = compose("birefnet", weights={"birefnet": str(folder)})
+    cfg = compose("birefnet", f"weights.birefnet={folder}")
     assert cfg.path == str(folder) and cfg.device == "cpu" and cfg.trust_remote_code is False
     built = instantiate(cfg, trust_remote_code=True)
     assert isinstance(built, BiRefNetSegmenter) and built.resolution == 1024

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+from runner import config
 
 from dreamdance import assets
 from dreamdance.errors import InputError
@@ -146,22 +146,10 @@ def test_pose_of_another_frame_is_refused(sample, tmp_path):
     ("saliency_seeds.min_part=2", "segmenter.saliency_seeds.min_part=2"),
 ])
 def test_bad_settings_are_refused_naming_the_key(override, key):
-    cfg = OmegaConf.load(CONF / "segmenter" / "auto.yaml")
-    name, value = override.split("=")
-    OmegaConf.update(cfg, name, True if value == "true" else _number_or_text(value))
+    cfg = config("stage=scene", "device=cpu", f"segmenter.{override}").segmenter
     with pytest.raises(InputError) as e:
         build(cfg)
     assert e.value.name == key
-
-
-def _number_or_text(value: str):
-    try:
-        return int(value)
-    except ValueError:
-        try:
-            return float(value)
-        except ValueError:
-            return value
 
 
 def test_scene_stage_gives_the_auto_segmenter_the_arts_pose(tmp_path):

@@ -63,6 +63,7 @@ from dreamdance.errors import InputError
 from dreamdance.motion.klt import background_masks, track_klt
 from dreamdance.motion.track_chain import chain_path
 from dreamdance.motion.track_result import Tracker, TrackResult, check_inputs, still
+from dreamdance.settings import conf_values
 
 
 @dataclass(frozen=True)
@@ -97,21 +98,26 @@ class TrackConfig:
             at least half the window keeps the person out of every tracking window.
     """
 
-    max_corners: int = 500
-    quality: float = 0.001
-    noise_margin: float = 4.0
-    min_distance: float = 7.0
-    window: int = 21
-    levels: int = 3
-    fb_threshold: float = 1.0
-    max_gap: int = 3
-    ransac_threshold: float = 1.0
-    parallax_threshold: float = 2.0
-    keyframe_overlap: float = 0.6
-    min_inliers: int = 20
-    min_features: int = 30
-    min_scale_points: int = 10
-    mask_dilation: int = 10
+    max_corners: int
+    quality: float
+    noise_margin: float
+    min_distance: float
+    window: int
+    levels: int
+    fb_threshold: float
+    max_gap: int
+    ransac_threshold: float
+    parallax_threshold: float
+    keyframe_overlap: float
+    min_inliers: int
+    min_features: int
+    min_scale_points: int
+    mask_dilation: int
+
+    @classmethod
+    def from_conf(cls, **changes) -> TrackConfig:
+        """The settings of ``conf/camtrack/opencv.yaml`` (their one source), with ``changes``."""
+        return cls(**{**conf_values("camtrack/opencv"), **changes})
 
     def __post_init__(self):
         def fail(key: str, problem: str) -> InputError:
@@ -164,7 +170,7 @@ def track_camera(
     Raises:
         InputError: fewer than 2 frames.
     """
-    cfg = cfg or TrackConfig()
+    cfg = cfg or TrackConfig.from_conf()
     frames, K, masks = check_inputs(frames, K, masks, name)
     T, H, W = frames.shape[:3]
     gray = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames])  # [T, H, W]

@@ -82,6 +82,7 @@ from dreamdance.motion.colmap_sfm import (
 )
 from dreamdance.motion.track_result import Tracker, TrackResult, check_inputs, still
 from dreamdance.motion.two_view import rotation_fit
+from dreamdance.settings import conf_values
 
 log = logging.getLogger(__name__)
 
@@ -119,20 +120,25 @@ class ColmapConfig:
         num_threads: CPU threads for COLMAP; None: the CPUs this process may use.
     """
 
-    max_keyframes: int | None = 60
-    max_features: int = 4096
-    peak_threshold: float = 0.0067
-    overlap: int = 10
-    refine_window: int | None = 21
-    init_min_tri_angle: float = 4.0
-    max_error: float = 1.0
-    min_registered: float = 0.5
-    parallax_threshold: float = 1.0
-    ransac_threshold: float = 1.0
-    min_inliers: int = 20
-    min_features: int = 30
-    mask_dilation: int = 16
-    num_threads: int | None = None
+    max_keyframes: int | None
+    max_features: int
+    peak_threshold: float
+    overlap: int
+    refine_window: int | None
+    init_min_tri_angle: float
+    max_error: float
+    min_registered: float
+    parallax_threshold: float
+    ransac_threshold: float
+    min_inliers: int
+    min_features: int
+    mask_dilation: int
+    num_threads: int | None
+
+    @classmethod
+    def from_conf(cls, **changes) -> ColmapConfig:
+        """The settings of ``conf/camtrack/colmap.yaml`` (their one source), with ``changes``."""
+        return cls(**{**conf_values("camtrack/colmap"), **changes})
 
     def __post_init__(self):
         def fail(key: str, problem: str) -> InputError:
@@ -191,7 +197,7 @@ def track_colmap(
     Raises:
         InputError: fewer than 2 frames.
     """
-    cfg = cfg or ColmapConfig()
+    cfg = cfg or ColmapConfig.from_conf()
     frames, K, masks = check_inputs(frames, K, masks, name)
     T, H, W = frames.shape[:3]
     keys = keyframes(T, cfg.max_keyframes)

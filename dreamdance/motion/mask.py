@@ -34,6 +34,7 @@ import numpy as np
 from dreamdance.errors import InputError
 from dreamdance.motion.align import pose_box, pose_frame
 from dreamdance.motion.poses import PoseSequence
+from dreamdance.settings import conf_values
 
 SHAPES = ("hull", "box")
 HEAD_PER_NECK = 1.5       # head size / neck-to-nose length
@@ -44,10 +45,14 @@ HEAD_POINTS = (0, 14, 15, 16, 17)   # nose, eyes, ears
 HAND_JOINTS = {"right_hand": (3, 4), "left_hand": (6, 7)}  # (elbow, wrist)
 
 
-def pose_masks(poses: PoseSequence, dilate: float = 0.08, face_margin: float = 0.3,
-               hand_margin: float = 0.5, threshold: float = 0.3, shape: str = "hull",
+def pose_masks(poses: PoseSequence, dilate: float | None = None,
+               face_margin: float | None = None, hand_margin: float | None = None,
+               threshold: float = 0.3, shape: str | None = None,
                person: int | None = None) -> np.ndarray:
     """The region where the character may appear, per frame (see the module for the rule).
+
+    ``dilate``, ``face_margin``, ``hand_margin`` and ``shape`` left None take the run config's
+    ``mask`` settings (``conf/config.yaml``, their one source).
 
     Args:
         poses: ``[T, P, K, 3]`` keypoints in pixels of ``poses.width × poses.height``.
@@ -62,6 +67,11 @@ def pose_masks(poses: PoseSequence, dilate: float = 0.08, face_margin: float = 0
         ``[T, H, W]`` bool, True where the character may appear; all False in a frame with
         no confident keypoint.
     """
+    given = {"dilate": dilate, "face_margin": face_margin, "hand_margin": hand_margin,
+             "shape": shape}
+    settings = {**conf_values("config", "mask"),
+                **{k: v for k, v in given.items() if v is not None}}
+    dilate, face_margin, hand_margin, shape = (settings[k] for k in given)
     for key, value in (("dilate", dilate), ("face_margin", face_margin),
                        ("hand_margin", hand_margin)):
         if not np.isfinite(value) or value < 0:

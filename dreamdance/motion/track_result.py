@@ -78,16 +78,17 @@ def still(T: int, K: np.ndarray, W: int, H: int, warnings: list[str]) -> TrackRe
 class Tracker:
     """A camera tracker as a configured component: ``Tracker(**settings)(frames, K, masks)``.
 
-    A subclass names its settings' dataclass (``config``) and its function
-    (``track(frames, K, masks, cfg, name=...) -> TrackResult``); keyword arguments are the
-    fields of ``config`` (the tracker's ``conf/camtrack/*.yaml``).
+    A subclass names its settings' dataclass (``config``, with ``config.from_conf(**changes)``)
+    and its function (``track(frames, K, masks, cfg, name=...) -> TrackResult``); keyword
+    arguments are fields of ``config`` that differ from the tracker's ``conf/camtrack/*.yaml``
+    (Hydra gives them all).
     """
 
     config: type
     track: Callable[..., TrackResult]
 
     def __init__(self, **settings):
-        self.cfg = self.config(**settings)
+        self.cfg = self.config.from_conf(**settings)
 
     def __call__(self, frames: np.ndarray, K: np.ndarray, masks: np.ndarray | None = None,
                  name: str = "driving") -> TrackResult:

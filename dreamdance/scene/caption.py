@@ -34,9 +34,6 @@ LLAVA = ModelSpec(
     marker="config.json",
     accept=("LlavaForConditionalGeneration",),
 )
-DEFAULT_PROMPT = "a scenic background, detailed, high quality"
-DEFAULT_QUESTION = ("Describe the background scene of this image in one sentence, ignoring any "
-                    "people or characters.")
 
 
 class FixedCaptioner:
@@ -46,7 +43,7 @@ class FixedCaptioner:
         prompt: the text returned.
     """
 
-    def __init__(self, prompt: str = DEFAULT_PROMPT):
+    def __init__(self, prompt: str):
         if not isinstance(prompt, str):
             raise InputError(f"captioner.prompt={prompt}", "must be text")
         self.prompt = prompt
@@ -64,19 +61,20 @@ class LlavaCaptioner:
     checked at construction). The question is wrapped in the processor's chat template when
     the folder ships one, else in LLaVA-1.5's ``USER: <image>\\n... ASSISTANT:`` format.
     Decoding is greedy; the answer is the generated text only, whitespace collapsed. An empty
-    answer is logged and replaced by :data:`DEFAULT_PROMPT`.
+    answer is logged and replaced by ``fallback``.
 
     Args:
         path: the weights folder (``weights.llava``).
         device: ``auto``, ``cpu`` or ``cuda``.
         max_new_tokens: the longest answer, in tokens.
         question: what LLaVA is asked.
+        fallback: the prompt used for an empty answer.
         dtype: ``auto`` (float16 on CUDA, float32 on CPU), ``float32``, ``float16`` or
             ``bfloat16``.
     """
 
-    def __init__(self, path: str | Path | None, device: str = "auto", max_new_tokens: int = 60,
-                 question: str = DEFAULT_QUESTION, dtype: str = "auto"):
+    def __init__(self, path: str | Path | None, question: str, fallback: str, device: str = "auto",
+                 max_new_tokens: int = 60, dtype: str = "auto"):
         self.path = require_dir(path, LLAVA)
         if (isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, numbers.Integral)
                 or max_new_tokens < 1):
@@ -84,6 +82,9 @@ class LlavaCaptioner:
                              "must be an integer >= 1")
         if not isinstance(question, str) or not question.strip():
             raise InputError(f"captioner.question={question}", "must be non-empty text")
+        if not isinstance(fallback, str) or not fallback.strip():
+            raise InputError(f"captioner.fallback={fallback}", "must be non-empty text")
+        self.fallback = fallback
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device, "captioner.dtype")
         self.max_new_tokens, self.question = int(max_new_tokens), question.strip()
@@ -146,8 +147,8 @@ class LlavaCaptioner:
                                  max_new_tokens=self.max_new_tokens, pad_token_id=pad)
         answer = " ".join(processor.decode(out[0, n_prompt:], skip_special_tokens=True).split())
         if not answer:
-            log.warning("LLaVA gave an empty caption; using %r", DEFAULT_PROMPT)
-            return DEFAULT_PROMPT
+            log.warning("LLaVA gave an empty caption; using %r", self.fallback)
+            return self.fallback
         log.info("caption: %r", answer)
         return answer
 

@@ -32,7 +32,6 @@ from dreamdance.errors import InputError
 from dreamdance.inputs import resolve_device, resolve_dtype
 from dreamdance.media import to_uint8
 from dreamdance.scene import exemplar
-from dreamdance.scene.caption import DEFAULT_PROMPT
 from dreamdance.weights import ModelSpec, require_dir
 
 log = logging.getLogger(__name__)
@@ -44,8 +43,6 @@ SDXL_INPAINT = ModelSpec(
     marker="model_index.json",
     accept=("StableDiffusionXL",),
 )
-DEFAULT_NEGATIVE_PROMPT = ("person, people, human, character, figure, animal, text, watermark, "
-                           "frame, blurry, low quality, distorted")
 _METHODS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
 _U16 = 65535.0
 
@@ -168,11 +165,11 @@ class SDXLInpainter:
     def __init__(
         self,
         path: str | Path | None,
+        negative_prompt: str | None,
         device: str = "auto",
         steps: int = 30,
         guidance: float = 7.0,
         strength: float = 0.99,
-        negative_prompt: str | None = DEFAULT_NEGATIVE_PROMPT,
         seed: int = 0,
         max_side: int = 1024,
         context: float = 0.25,
@@ -222,7 +219,8 @@ class SDXLInpainter:
         return self.pipe
 
     def __call__(self, rgb: np.ndarray, mask: np.ndarray, prompt: str | None = None) -> np.ndarray:
-        """Args: rgb ``[H, W, 3]``; mask ``[H, W]`` (True = fill); prompt: the scene, or None.
+        """Args: rgb ``[H, W, 3]``; mask ``[H, W]`` (True = fill); prompt: the scene (the
+        caption; needed).
 
         Returns:
             ``[H, W, 3]`` float32 in [0, 1].
@@ -233,7 +231,9 @@ class SDXLInpainter:
         rgb, hole = _check_inputs(rgb, mask)
         if not hole.any():
             return rgb.copy()
-        prompt = DEFAULT_PROMPT if prompt is None else str(prompt)
+        if prompt is None:
+            raise ValueError("SDXL inpainting needs a prompt (the scene's caption)")
+        prompt = str(prompt)
         h, w = hole.shape
         if hole.all():  # nothing to pre-fill from: start from mid grey
             filled = np.full_like(rgb, 0.5)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from dreamdance.scene.fit import FitConfig, View, fit
 from dreamdance.scene.gaussians import Gaussians, from_rgbd
 from dreamdance.scene.render import render, render_trajectory
 from dreamdance.scene.warp import align_depth, find_holes, in_front, lazy_next_view, new_pixels
+from dreamdance.settings import conf_values
 
 log = logging.getLogger(__name__)
 
@@ -44,19 +45,20 @@ DepthModel = Callable[[np.ndarray], object]  # rgb -> DepthResult(depth [H,W], f
 
 @dataclass
 class BuildConfig:
-    """Settings of the field building (see ``conf/stage/scene.yaml`` for their meaning)."""
+    """Settings of the field building: ``stage.build`` of ``conf/stage/scene.yaml`` (their one
+    source and their meaning), made by :func:`build_config`."""
 
-    opacity: float = 0.8
-    hole_alpha: float = 0.5
-    hole_min_area: int = 4
-    hole_grow: int = 1
-    edge_ratio: float = 0.08
-    front_margin: float = 0.05
-    reference_steps: int = 40
-    view_steps: int = 15
-    select_scale: float = 0.25
-    min_hole_ratio: float = 0.002
-    fit: FitConfig = field(default_factory=FitConfig)
+    opacity: float
+    hole_alpha: float
+    hole_min_area: int
+    hole_grow: int
+    edge_ratio: float
+    front_margin: float
+    reference_steps: int
+    view_steps: int
+    select_scale: float
+    min_hole_ratio: float
+    fit: FitConfig
 
 
 @dataclass
@@ -210,11 +212,12 @@ def warp_and_inpaint(g: Gaussians, w2c: np.ndarray, K: np.ndarray, width: int, h
 # The scene stage's two passes, and what it writes
 
 
-def build_config(values: dict, seed: int = 0, backend: str = "auto") -> BuildConfig:
-    """A :class:`BuildConfig` from the stage's ``build:`` mapping (``ssim_weight`` goes to the
-    fit); unknown keys are an error."""
-    values = dict(values)
-    fit_cfg = FitConfig(ssim_weight=values.pop("ssim_weight", 0.2), seed=seed, backend=backend)
+def build_config(values: dict | None = None, seed: int = 0, backend: str = "auto") -> BuildConfig:
+    """A :class:`BuildConfig` from the stage's ``build:`` mapping: the values of
+    ``conf/stage/scene.yaml`` with ``values`` over them (``ssim_weight`` goes to the fit);
+    unknown keys are an error."""
+    values = {**conf_values("stage/scene", "stage.build"), **(values or {})}
+    fit_cfg = FitConfig(ssim_weight=values.pop("ssim_weight"), seed=seed, backend=backend)
     return BuildConfig(**values, fit=fit_cfg)
 
 

@@ -74,7 +74,8 @@ class DatasetConfig:
         box_margin: growth of the character boxes, fraction of the box size, >= 0.
         pose_threshold: keypoints below this confidence are neither drawn nor masked.
         mask: options of :func:`~dreamdance.motion.mask.pose_masks` (``dilate``,
-            ``face_margin``, ``hand_margin``, ``shape``); missing ones take its defaults.
+            ``face_margin``, ``hand_margin``, ``shape``); missing ones take the run config's
+            ``mask`` (``conf/config.yaml``).
         degrade: a :class:`~dreamdance.train.degrade.DegradeConfig` or its keyword arguments.
     """
 
