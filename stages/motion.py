@@ -29,6 +29,7 @@ from dreamdance.inputs import build, check_common, input_file, plain
 from dreamdance.io import read_json
 from dreamdance.media import load_image, resize, save_image, to_uint8, write_video
 from dreamdance.motion.align import CharacterFrame, align_poses, pose_frame
+from dreamdance.motion.backend import PoseBackend, estimate_image
 from dreamdance.motion.mask import mask_video, pose_masks
 from dreamdance.motion.placement import (
     at_person,
@@ -224,7 +225,8 @@ def run(cfg: DictConfig, character_mask: np.ndarray | None = None) -> None:
              run_dir.root)
 
 
-def _character(cfg: DictConfig, art, width: int, height: int, extractor=None,
+def _character(cfg: DictConfig, art, width: int, height: int,
+               extractor: PoseBackend | None = None,
                cut: np.ndarray | None = None, cut_file: Path | None = None
                ) -> tuple[CharacterFrame, PoseSequence | None]:
     """Where the character stands in the working frame, for pose alignment, and its own pose
@@ -260,8 +262,8 @@ def _character(cfg: DictConfig, art, width: int, height: int, extractor=None,
                      "motion.align=none")
 
 
-def _detected_pose(cfg: DictConfig, art, width: int, height: int, extractor=None
-                   ) -> PoseSequence | None:
+def _detected_pose(cfg: DictConfig, art, width: int, height: int,
+                   extractor: PoseBackend | None = None) -> PoseSequence | None:
     """The art's own pose found by the ``pose`` backend, one frame in the working frame; None
     (logged) when the backend's weights are not given or it finds no body on the art."""
     if extractor is None:
@@ -272,7 +274,7 @@ def _detected_pose(cfg: DictConfig, art, width: int, height: int, extractor=None
                      "character_pose=FILE for it", e)
             return None
     rgb = to_uint8(resize(art.rgb, (width, height))[0])
-    seq = extractor(rgb[None], fps=cfg.fps)
+    seq = estimate_image(extractor, rgb, fps=cfg.fps)
     if seq.num_people == 0 or (seq.body[0, seq.driver, :, 2] >= 0.3).sum() < 8:
         log.warning("the art's own pose: the pose backend found no clear body on the art; give "
                     "character_pose=FILE for it")

@@ -16,6 +16,7 @@ from dreamdance.camera import PRESETS, Trajectory, intrinsics_from_fov, resample
 from dreamdance.errors import InputError
 from dreamdance.inputs import input_file
 from dreamdance.media import Video, probe_video, read_video, read_video_sampled, resize
+from dreamdance.motion.backend import PoseBackend
 from dreamdance.motion.openpose import read_openpose
 from dreamdance.motion.poses import PoseSequence, fit_to_frames, frame_index, read_poses
 from dreamdance.motion.smooth import fill_gaps, one_euro, sanitize
@@ -107,7 +108,7 @@ def poses_source(cfg: Any, too_short: str) -> Source:
     return Source(sanitize(poses, name), path, deps)
 
 
-def extract_poses(video: Video, extractor: Any, cfg: Any, smooth: Any) -> PoseSequence:
+def extract_poses(video: Video, extractor: PoseBackend, cfg: Any, smooth: Any) -> PoseSequence:
     """Poses of ``video`` by ``extractor`` (a pose backend), gaps filled and smoothed, fitted
     to ``frames``. No person anywhere is an error naming ``driving=``."""
     name = f"driving={cfg.driving}"
