@@ -29,6 +29,7 @@ from dreamdance.inputs import build, check_common, input_file, plain
 from dreamdance.io import read_json
 from dreamdance.media import load_image, resize, save_image, to_uint8, write_video
 from dreamdance.motion.align import CharacterFrame, align_poses
+from dreamdance.motion.backend import PoseBackend
 from dreamdance.motion.character import detect_own_pose, locate_character, placed_character
 from dreamdance.motion.mask import mask_video, pose_masks
 from dreamdance.motion.placement import (
@@ -202,7 +203,8 @@ def run(cfg: DictConfig, character_mask: np.ndarray | None = None) -> None:
              run_dir.root)
 
 
-def _character(cfg: DictConfig, art, width: int, height: int, extractor=None,
+def _character(cfg: DictConfig, art, width: int, height: int,
+               extractor: PoseBackend | None = None,
                cut: np.ndarray | None = None, cut_file: Path | None = None
                ) -> tuple[CharacterFrame, PoseSequence | None]:
     """Where the character stands in its own ``width × height`` working frame, and its own pose
@@ -227,8 +229,8 @@ def _character(cfg: DictConfig, art, width: int, height: int, extractor=None,
     return locate_character(width, height, cut=cut, align=cfg.motion.align), None
 
 
-def _detected_pose(cfg: DictConfig, art, width: int, height: int, extractor=None
-                   ) -> PoseSequence | None:
+def _detected_pose(cfg: DictConfig, art, width: int, height: int,
+                   extractor: PoseBackend | None = None) -> PoseSequence | None:
     """The art's own pose found by the ``pose`` backend, in the working frame; None (logged)
     when the backend's weights are not given or it finds no clear body on the art."""
     if extractor is None:

@@ -12,15 +12,10 @@ pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from dreamdance.errors import InputError  # noqa: E402
-from dreamdance.motion.dwpose import (  # noqa: E402
-    MEAN,
-    STD,
-    DWPoseExtractor,
-    box_to_center_scale,
-    decode_simcc,
-    letterbox,
-    nms,
-)
+from dreamdance.motion.backend import estimate_image  # noqa: E402
+from dreamdance.motion.dwpose import MEAN, STD, DWPoseExtractor, letterbox, nms  # noqa: E402
+from dreamdance.motion.poses import PARTS  # noqa: E402
+from dreamdance.motion.topdown import box_to_roi, decode_simcc  # noqa: E402
 
 N_ANCHORS = 80 * 80 + 40 * 40 + 20 * 20
 W, H = 320, 160  # frame size: letterbox ratio 2 into 640x640
@@ -106,10 +101,12 @@ def test_detect_decodes_letterboxed_boxes(models):
 
 
 def test_estimate_image_keypoints_and_mapping(models):
-    people = DWPoseExtractor(*models, device="cpu").estimate_image(frames()[0])
-    assert len(people) == 2
+    ex = DWPoseExtractor(*models, device="cpu")
+    poses = estimate_image(ex, frames()[0])
+    assert len(poses) == 1 and poses.num_people == 2
+    people = [{part: getattr(poses, part)[0, p] for part in PARTS} for p in range(2)]
     a = people[0]
-    np.testing.assert_allclose(a["box"], [64, 8, 112, 136], atol=1e-3)
+    np.testing.assert_allclose(ex.detect(frames()[0])[0, :4], [64, 8, 112, 136], atol=1e-3)
     kp = expected_a()
     # the nose: bin (100, 200) -> crop (50, 100) -> frame (50/288*120 + 28, 100/384*160 - 8)
     np.testing.assert_allclose(a["body"][0], [48.833333, 33.666667, 0.6], atol=1e-3)
@@ -175,7 +172,7 @@ def test_model_inputs_are_bgr_letterbox_and_rgb_crops(models):
     ex._pose = Recorder(ex.pose_session, "pose")
     red = np.zeros((H, W, 3), np.uint8)
     red[..., 0] = 255
-    ex.estimate_image(red)
+    estimate_image(ex, red)
     det = seen["det"][0]
     assert det.shape == (3, 640, 640)
     assert (det[2, :320, :] == 255).all() and (det[0, :320, :] == 0).all()  # BGR
@@ -193,7 +190,7 @@ def test_nobody_gives_an_empty_track(tmp_path, caplog):
         poses = ex(frames(2), progress=False)
     assert poses.num_people == 0 and len(poses) == 2 and poses.body.shape == (2, 0, 18, 3)
     assert "nobody in any of the 2 frames" in caplog.text
-    assert ex.estimate_image(frames()[0]) == []
+    assert estimate_image(ex, frames()[0]).num_people == 0
 
 
 def test_missing_or_bad_models(tmp_path, models):
@@ -217,7 +214,7 @@ def test_missing_or_bad_models(tmp_path, models):
 
 
 def test_helpers():
-    center, scale = box_to_center_scale(np.array([0, 0, 30, 10]), aspect=0.75)
+    center, scale = box_to_roi(np.array([0, 0, 30, 10]), aspect=0.75)
     np.testing.assert_allclose(center, [15, 5])
     np.testing.assert_allclose(scale, [37.5, 50])  # 37.5 x 12.5 widened to 3:4 in height
     image, ratio = letterbox(np.zeros((100, 50, 3), np.uint8))

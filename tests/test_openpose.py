@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dreamdance.errors import InputError
-from dreamdance.motion.openpose import BODY25_TO_COCO18, read_openpose, write_openpose
+from dreamdance.motion.openpose import BODY25_TO_COCO18, read_openpose
 from dreamdance.motion.poses import PARTS, PoseSequence
 
 
@@ -30,6 +30,31 @@ def frame(people, **extra):
 def write(path, data):
     path.write_text(json.dumps(data))
     return path
+
+
+#: The OpenPose JSON key of each of our parts, as OpenPose names them.
+OPENPOSE_KEYS = {"body": "pose_keypoints_2d", "face": "face_keypoints_2d",
+                 "left_hand": "hand_left_keypoints_2d", "right_hand": "hand_right_keypoints_2d"}
+
+
+def write_openpose(folder, poses):
+    """``poses`` as OpenPose writes them: one ``frame_000000_keypoints.json``... per frame, body
+    COCO-18, face 70 (our 68 and two zero pupils), hands 21 each, pixels, the canvas size."""
+    folder.mkdir(parents=True)
+    files = []
+    for t in range(len(poses)):
+        people = []
+        for p in range(poses.num_people):
+            person = {}
+            for part, key in OPENPOSE_KEYS.items():
+                arr = getattr(poses, part)[t, p].astype(np.float64)
+                if part == "face":
+                    arr = np.concatenate([arr, np.zeros((2, 3))])
+                person[key] = arr.reshape(-1).tolist()
+            people.append(person)
+        files.append(write(folder / f"frame_{t:06d}_keypoints.json",
+                           frame(people, canvas_width=poses.width, canvas_height=poses.height)))
+    return files
 
 
 def test_round_trip(tmp_path):

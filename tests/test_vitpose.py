@@ -13,16 +13,11 @@ import pytest
 import torch
 
 from dreamdance.errors import InputError
+from dreamdance.motion.backend import estimate_image
+from dreamdance.motion.keypoints import coco_to_openpose, keypoints_to_parts
 from dreamdance.motion.poses import BODY_NAMES, PoseSequence
-from dreamdance.motion.vitpose import (
-    ViTPoseExtractor,
-    box_to_roi,
-    coco_to_openpose,
-    crop_matrix,
-    crop_person,
-    heatmaps_to_keypoints,
-    keypoints_to_parts,
-)
+from dreamdance.motion.topdown import box_to_roi, crop_matrix, crop_person, heatmaps_to_keypoints
+from dreamdance.motion.vitpose import ViTPoseExtractor
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "pose"
 COCO_NAMES = ("nose", "l_eye", "r_eye", "l_ear", "r_ear", "l_shoulder", "r_shoulder", "l_elbow",
@@ -379,7 +374,7 @@ def test_wholebody_model_fills_face_and_hands(dirs, monkeypatch):
     hm = np.zeros((133, HM_H, HM_W), np.float32)
     hm[:, 7, 5] = 0.2 + np.arange(133) / 1000
     fake_heatmaps(ext, hm, monkeypatch)
-    poses = ext.estimate_image(frames(1)[0])
+    poses = estimate_image(ext, frames(1)[0])
     assert len(poses) == 1 and poses.num_people == 1
     conf = 0.2 + np.arange(133) / 1000
     np.testing.assert_allclose(poses.face[0, 0, :, 2], conf[23:91], rtol=1e-6)

@@ -8,13 +8,13 @@ alpha); these functions decide from it.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import numpy as np
 
 from dreamdance.errors import InputError
 from dreamdance.media import resize
 from dreamdance.motion.align import CharacterFrame, pose_frame
+from dreamdance.motion.backend import PoseBackend, estimate_image
 from dreamdance.motion.placement import Placement, place_poses
 from dreamdance.motion.poses import PoseSequence
 
@@ -52,15 +52,15 @@ def locate_character(width: int, height: int, own: PoseSequence | None = None,
                      "motion.align=none")
 
 
-def detect_own_pose(extractor: Any, rgb: np.ndarray, fps: float) -> PoseSequence | None:
+def detect_own_pose(extractor: PoseBackend, rgb: np.ndarray, fps: float) -> PoseSequence | None:
     """The art's own pose found by a pose backend, one frame; None (logged) when it finds no
     clear body (fewer than :data:`MIN_CLEAR_KEYPOINTS` confident body keypoints).
 
     Args:
-        extractor: a pose backend, ``extractor(frames [T, H, W, 3] uint8, fps=) -> PoseSequence``.
+        extractor: a pose backend (:class:`~dreamdance.motion.backend.PoseBackend`).
         rgb: the art at the working size. [H, W, 3] uint8
     """
-    seq = extractor(rgb[None], fps=fps)
+    seq = estimate_image(extractor, rgb, fps=fps)
     if seq.num_people == 0 or (seq.body[0, seq.driver, :, 2] >= CONFIDENT).sum() \
             < MIN_CLEAR_KEYPOINTS:
         log.warning("the art's own pose: the pose backend found no clear body on the art; give "

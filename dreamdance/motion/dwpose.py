@@ -11,14 +11,17 @@ Estimation with Two-stages Distillation", ICCV 2023 workshops):
    (:func:`nms`), then back to frame pixels by the letterbox ratio.
 2. ``dw-ll_ucoco_384.onnx``, an RTMPose-L whole-body model on SimCC heads. Input
    ``[1, 3, 384, 288]`` (h × w): each box is enlarged 1.25× about its centre, widened or
-   heightened to the 3:4 aspect of the input, and warped to it (:func:`crop`); RGB normalised
-   with the ImageNet mean/std in 0-255. Outputs ``simcc_x [1, 133, 576]`` and
-   ``simcc_y [1, 133, 768]`` (split ratio 2): a keypoint is at ``argmax / 2`` in crop pixels,
-   its score the smaller of the two maxima (:func:`decode_simcc`), then mapped back to the frame.
+   heightened to the 3:4 aspect of the input, and warped to it (the plain warp of
+   :func:`~dreamdance.motion.topdown.crop_person`); RGB normalised with the ImageNet mean/std
+   in 0-255. Outputs ``simcc_x [1, 133, 576]`` and ``simcc_y [1, 133, 768]`` (split ratio 2):
+   a keypoint is at ``argmax / 2`` in crop pixels, its score the smaller of the two maxima
+   (:func:`~dreamdance.motion.topdown.decode_simcc`), then mapped back to the frame.
 
-The 133 COCO-WholeBody keypoints become ours as in DWPose (:func:`wholebody_to_parts`): the 17
-COCO body points plus a neck (the mean of the shoulders) reordered to OpenPose's COCO-18, face
-points 23-90, left hand 91-111, right hand 112-132 (the six foot points 17-22 are dropped).
+The 133 COCO-WholeBody keypoints become ours as in DWPose
+(:func:`~dreamdance.motion.keypoints.keypoints_to_parts`): the 17 COCO body points plus a neck
+(the midpoint of the shoulders) reordered to OpenPose's COCO-18, face points 23-90, left hand
+91-111, right hand 112-132 (the six foot points 17-22 are dropped). The extractor is a
+:class:`~dreamdance.motion.backend.PoseBackend`.
 
 Get the models (never downloaded by DreamDance) from the ``yzd-v/DWPose`` hub repository::
 
@@ -30,7 +33,6 @@ and pass ``pose.det_model=DIR/yolox_l.onnx pose.pose_model=DIR/dw-ll_ucoco_384.o
 from __future__ import annotations
 
 import logging
-import numbers
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +42,16 @@ from tqdm.auto import tqdm
 
 from dreamdance.errors import InputError
 from dreamdance.inputs import resolve_device
-from dreamdance.motion.poses import PARTS, PoseSequence
+from dreamdance.motion import backend
+from dreamdance.motion.keypoints import NUM_WHOLEBODY
+from dreamdance.motion.poses import PoseSequence
+from dreamdance.motion.topdown import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    box_to_roi,
+    crop_person,
+    decode_simcc,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +62,8 @@ STRIDES = (8, 16, 32)
 PAD_VALUE = 114
 NMS_THRESHOLD = 0.45
 PERSON = 0                       # COCO class id of "person"
-BOX_PADDING = 1.25
-MEAN = np.array([123.675, 116.28, 103.53], np.float32)
-STD = np.array([58.395, 57.12, 57.375], np.float32)
-SIMCC_SPLIT_RATIO = 2.0
-NECK_THRESHOLD = 0.3             # both shoulders above this for a neck, as in DWPose
-NUM_WHOLEBODY = 133
-#: For each OpenPose COCO-18 body point, its index among COCO-17 + the neck appended as 17.
-OPENPOSE_FROM_COCO = (0, 17, 6, 8, 10, 5, 7, 9, 12, 14, 16, 11, 13, 15, 2, 1, 4, 3)
-#: COCO-WholeBody index ranges of the other parts.
-WHOLEBODY_PARTS = {"face": slice(23, 91), "left_hand": slice(91, 112),
-                   "right_hand": slice(112, 133)}
+MEAN = (np.array(IMAGENET_MEAN) * 255).astype(np.float32)  # the pose input's, in 0-255
+STD = (np.array(IMAGENET_STD) * 255).astype(np.float32)
 
 
 # --- detector -------------------------------------------------------------------------------
@@ -135,83 +137,6 @@ def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float = NMS_THRESHOLD)
     return keep
 
 
-# --- pose -----------------------------------------------------------------------------------
-
-def box_to_center_scale(box: np.ndarray, aspect: float,
-                        padding: float = BOX_PADDING) -> tuple[np.ndarray, np.ndarray]:
-    """Centre and size of the crop for ``box`` (xyxy): the box × ``padding``, then widened or
-    heightened to ``aspect`` (w / h).
-
-    Returns:
-        ``(center [2], scale [2])`` (x, y) and (w, h) in frame pixels.
-    """
-    box = np.asarray(box, np.float64)
-    center = (box[:2] + box[2:]) / 2
-    w, h = (box[2:] - box[:2]) * padding
-    scale = np.array([w, w / aspect] if w > h * aspect else [h * aspect, h])
-    return center, scale
-
-
-def crop(rgb: np.ndarray, center: np.ndarray, scale: np.ndarray,
-         size: tuple[int, int] = POSE_SIZE) -> np.ndarray:
-    """Warp the region ``center ± scale / 2`` of ``rgb`` to ``size`` (w, h) by a uniform scale
-    ``size[0] / scale[0]`` (bilinear, zeros outside), as mmpose's top-down affine with no
-    rotation. Crop pixel ``u`` is frame pixel ``u · scale / size + center - scale / 2``.
-
-    Returns:
-        [h, w, 3] of ``rgb``'s dtype.
-    """
-    s = size[0] / scale[0]
-    warp = np.array([[s, 0, size[0] / 2 - s * center[0]],
-                     [0, s, size[1] / 2 - s * center[1]]], np.float64)
-    return cv2.warpAffine(rgb, warp, size, flags=cv2.INTER_LINEAR)
-
-
-def decode_simcc(simcc_x: np.ndarray, simcc_y: np.ndarray,
-                 split_ratio: float = SIMCC_SPLIT_RATIO) -> tuple[np.ndarray, np.ndarray]:
-    """Keypoints from SimCC vectors: location ``argmax / split_ratio``, score the smaller of the
-    x and y maxima; a score <= 0 gives location -1 (absent), as RTMPose's decoder.
-
-    Args:
-        simcc_x: [K, Wx].
-        simcc_y: [K, Wy].
-
-    Returns:
-        ``(locations [K, 2] in input pixels, scores [K])``.
-    """
-    locs = np.stack([simcc_x.argmax(1), simcc_y.argmax(1)], -1).astype(np.float32)
-    scores = np.minimum(simcc_x.max(1), simcc_y.max(1)).astype(np.float32)
-    locs[scores <= 0] = -1
-    return locs / split_ratio, scores
-
-
-def wholebody_to_parts(keypoints: np.ndarray, scores: np.ndarray) -> dict[str, np.ndarray]:
-    """COCO-WholeBody 133 keypoints -> our parts, following DWPose's mapping.
-
-    The neck is the mean of the shoulders (COCO 5, 6) when both score above 0.3, with the mean
-    of their scores as its confidence (DWPose draws it then, and writes a score of 1); else it
-    is absent. A keypoint scoring <= 0 is absent (all zeros).
-
-    Args:
-        keypoints: [P, 133, 2] frame pixels.
-        scores: [P, 133].
-
-    Returns:
-        ``{"body": [P, 18, 3], "face": [P, 68, 3], "left_hand": [P, 21, 3],
-        "right_hand": [P, 21, 3]}`` float32.
-    """
-    assert keypoints.shape[1:] == (NUM_WHOLEBODY, 2), keypoints.shape
-    kp = np.concatenate([keypoints, scores[..., None]], -1).astype(np.float32)  # [P, 133, 3]
-    kp[kp[..., 2] <= 0] = 0
-    shoulders = kp[:, [5, 6]]                                                   # [P, 2, 3]
-    neck = shoulders.mean(1)                                                    # [P, 3]
-    neck[(shoulders[..., 2] <= NECK_THRESHOLD).any(1)] = 0
-    coco = np.concatenate([kp[:, :17], neck[:, None]], 1)                       # [P, 18, 3]
-    parts = {"body": coco[:, list(OPENPOSE_FROM_COCO)]}
-    parts.update({part: kp[:, idx] for part, idx in WHOLEBODY_PARTS.items()})
-    return parts
-
-
 # --- the estimator --------------------------------------------------------------------------
 
 class DWPoseExtractor:
@@ -231,15 +156,10 @@ class DWPoseExtractor:
                  device: str = "auto", det_threshold: float = 0.3, max_people: int = 4):
         self.det_path = _model_file(det_model, "pose.det_model", "yolox_l.onnx")
         self.pose_path = _model_file(pose_model, "pose.pose_model", "dw-ll_ucoco_384.onnx")
-        if not isinstance(det_threshold, numbers.Real) or not 0 <= det_threshold < 1:
-            raise InputError(f"pose.det_threshold={det_threshold}", "must be in [0, 1)")
-        if isinstance(max_people, bool) or not isinstance(max_people, numbers.Integral) \
-                or max_people < 1:
-            raise InputError(f"pose.max_people={max_people}", "must be a positive integer")
+        self.det_threshold = backend.check_threshold(det_threshold, "pose.det_threshold")
+        self.max_people = backend.check_int(max_people, "pose.max_people", 1)
         self.device_name = device
         self.device = resolve_device(device)
-        self.det_threshold = float(det_threshold)
-        self.max_people = int(max_people)
         self._det = self._pose = None
 
     # sessions ----------------------------------------------------------------------------
@@ -310,87 +230,41 @@ class DWPoseExtractor:
         area = (dets[:, 2] - dets[:, 0]) * (dets[:, 3] - dets[:, 1])
         return dets[np.argsort(-area, kind="stable")][: self.max_people]
 
-    def keypoints(self, rgb: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """COCO-WholeBody keypoints in ``boxes`` [P, >=4] (xyxy) of ``rgb``.
+    def keypoints(self, rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """COCO-WholeBody keypoints in ``boxes`` [P, >=4] (xyxy) of ``rgb`` [H, W, 3] uint8.
 
         Returns:
-            ``(keypoints [P, 133, 2] frame pixels, scores [P, 133])``.
+            ``(x, y, score)`` in frame pixels. [P, 133, 3] float32
         """
         session = self.pose_session
         name = session.get_inputs()[0].name
         w, h = self.pose_size
-        kps, scs = [], []
+        kps = []
         for box in boxes:
-            center, scale = box_to_center_scale(box[:4], aspect=w / h)
-            patch = (crop(rgb, center, scale, (w, h)).astype(np.float32) - MEAN) / STD
+            center, size = box_to_roi(box[:4], aspect=w / h)
+            patch = crop_person(rgb, center, size, (h, w), unbiased=False)
+            patch = (patch.astype(np.float32) - MEAN) / STD                 # [h, w, 3]
             simcc_x, simcc_y = session.run(
                 None, {name: np.ascontiguousarray(patch.transpose(2, 0, 1)[None])})
             if simcc_x.shape[1] != NUM_WHOLEBODY or simcc_y.shape[1] != NUM_WHOLEBODY:
                 raise InputError(f"pose.pose_model={self.pose_path}",
                                  f"outputs {list(simcc_x.shape)}, {list(simcc_y.shape)}, "
                                  f"expected {NUM_WHOLEBODY} COCO-WholeBody keypoints")
-            locs, score = decode_simcc(simcc_x[0], simcc_y[0])
-            kps.append(locs / np.array([w, h]) * scale + center - scale / 2)
-            scs.append(score)
-        if not kps:
-            return np.zeros((0, NUM_WHOLEBODY, 2), np.float32), np.zeros((0, NUM_WHOLEBODY),
-                                                                        np.float32)
-        return np.stack(kps).astype(np.float32), np.stack(scs)
+            locs, score = decode_simcc(simcc_x[0], simcc_y[0])               # [133, 2], [133]
+            xy = locs / np.array([w, h]) * size + center - size / 2          # frame pixels
+            kps.append(np.concatenate([xy.astype(np.float32), score[:, None]], -1))
+        return np.stack(kps) if kps else np.zeros((0, NUM_WHOLEBODY, 3), np.float32)
 
-    def estimate_image(self, rgb: np.ndarray) -> list[dict[str, Any]]:
-        """Everyone in one image, largest box first.
-
-        Args:
-            rgb: [H, W, 3] uint8.
-
-        Returns:
-            one dict per person: ``body`` [18, 3], ``face`` [68, 3], ``left_hand`` [21, 3],
-            ``right_hand`` [21, 3] (x, y, confidence in pixels), ``box`` [4] xyxy and
-            ``score``.
-        """
-        rgb = np.asarray(rgb)
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            raise ValueError(f"expected an [H, W, 3] uint8 RGB image, got {rgb.dtype} "
-                             f"{rgb.shape}")
-        dets = self.detect(rgb)
-        parts = wholebody_to_parts(*self.keypoints(rgb, dets))
-        return [{**{part: parts[part][i] for part in PARTS},
-                 "box": dets[i, :4].astype(np.float32), "score": float(dets[i, 4])}
-                for i in range(len(dets))]
-
-    def __call__(self, frames: np.ndarray, progress: bool = True,
-                 fps: float = 8.0) -> PoseSequence:
-        """Poses of every frame; person ``p`` of a frame is its ``p``-th largest box.
-
-        Args:
-            frames: [T, H, W, 3] uint8 RGB.
-            progress: show a progress bar.
-            fps: the frame rate to record in the sequence.
-
-        Returns:
-            a :class:`PoseSequence` at ``W`` × ``H`` with as many people as the most crowded
-            frame (at most ``max_people``; none when nobody was found, logged), ``driver=0``.
-        """
-        frames = np.asarray(frames)
-        if frames.ndim != 4 or frames.shape[3] != 3 or frames.dtype != np.uint8:
-            raise ValueError(f"expected [T, H, W, 3] uint8 RGB frames, got {frames.dtype} "
-                             f"{frames.shape}")
+    def __call__(self, frames: np.ndarray, fps: float = 8.0,
+                 progress: bool = True) -> PoseSequence:
+        """Poses of every frame of ``frames`` [T, H, W, 3] (uint8 RGB), one frame at a time, as
+        :class:`~dreamdance.motion.backend.PoseBackend` says: person ``p`` of a frame is its
+        ``p``-th largest box, at most ``max_people`` of them."""
+        frames, fps = backend.check_frames(frames), backend.check_fps(fps)
         t, h, w = frames.shape[:3]
-        people = [self.estimate_image(f)
-                  for f in tqdm(frames, desc="DWPose", leave=False, disable=not progress)]
-        num = max((len(p) for p in people), default=0)
-        arrays = {part: np.zeros((t, num, k, 3), np.float32) for part, k in PARTS.items()}
-        for i, frame in enumerate(people):
-            for j, person in enumerate(frame):
-                for part in PARTS:
-                    arrays[part][i, j] = person[part]
-        empty = sum(not p for p in people)
-        if num == 0:
-            log.warning("DWPose found nobody in any of the %d frames: the pose track is empty",
-                        t)
-        elif empty:
-            log.warning("DWPose found nobody in %d of %d frames (left empty)", empty, t)
-        return PoseSequence(**arrays, width=w, height=h, fps=float(fps), driver=0)
+        per_frame = [self.keypoints(f, self.detect(f))
+                     for f in tqdm(frames, desc="DWPose", leave=False, disable=not progress)]
+        return backend.to_sequence(per_frame, w, h, fps, "DWPose", self.det_threshold)
 
 
 def _model_file(path: str | Path | None, key: str, filename: str) -> Path:

@@ -35,7 +35,6 @@ from pathlib import Path
 import numpy as np
 
 from dreamdance.errors import InputError, show
-from dreamdance.io import atomic_path
 from dreamdance.motion.poses import (
     MAX_FRAMES,
     MAX_PEOPLE,
@@ -54,7 +53,6 @@ KEYS = {"body": "pose_keypoints_2d", "face": "face_keypoints_2d",
 BODY25_TO_COCO18 = (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
 #: Keypoint counts accepted per part (the first is ours; the others are mapped to it).
 COUNTS = {"body": (18, 25), "face": (68, 70), "left_hand": (21,), "right_hand": (21,)}
-PUPILS = 2
 #: Largest file of one frame (64 people of 137 keypoints take ~0.5 MB).
 MAX_FILE_BYTES = 16 << 20
 
@@ -124,36 +122,6 @@ def read_openpose(path_or_folder: str | os.PathLike, width: int | None = None,
             arr[..., 0] *= w
             arr[..., 1] *= h
     return PoseSequence(**arrays, width=w, height=h, fps=float(fps), driver=0)
-
-
-def write_openpose(folder: str | os.PathLike, poses: PoseSequence) -> list[Path]:
-    """Write ``poses`` as OpenPose JSON, one file per frame (``frame_000000_keypoints.json``…).
-
-    Layout: body COCO-18, face 70 (our 68 and two zero pupil points), hands 21 each, in pixels,
-    with ``canvas_width`` / ``canvas_height``. Every person is written in every frame, so
-    :func:`read_openpose` gives back the same sequence (at the same ``fps``). Files are written
-    atomically; returns their paths.
-    """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for t in range(len(poses)):
-        people = []
-        for p in range(poses.num_people):
-            person = {}
-            for part, key in KEYS.items():
-                arr = getattr(poses, part)[t, p].astype(np.float64)
-                if part == "face":
-                    arr = np.concatenate([arr, np.zeros((PUPILS, 3))])
-                person[key] = arr.reshape(-1).tolist()
-            people.append(person)
-        data = {"version": 1.3, "people": people,
-                "canvas_width": poses.width, "canvas_height": poses.height}
-        final = folder / f"frame_{t:06d}_keypoints.json"
-        with atomic_path(final) as tmp:
-            tmp.write_text(json.dumps(data) + "\n", encoding="utf-8")
-        written.append(final)
-    return written
 
 
 def _frame_files(folder: Path, name: str) -> list[Path]:

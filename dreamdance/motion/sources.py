@@ -24,6 +24,7 @@ from dreamdance.errors import InputError
 from dreamdance.inputs import input_file
 from dreamdance.media import Video, probe_video, read_video, read_video_sampled, resize
 from dreamdance.motion.align import CharacterFrame, align_poses
+from dreamdance.motion.backend import PoseBackend
 from dreamdance.motion.mask import pose_masks
 from dreamdance.motion.openpose import read_openpose
 from dreamdance.motion.poses import PoseSequence, fit_to_frames, frame_index, read_poses
@@ -115,7 +116,7 @@ def poses_source(cfg: Any, too_short: str) -> Source:
     return Source(sanitize(poses, name), path, deps)
 
 
-def extract_poses(video: Video, extractor: Any, cfg: Any, smooth: Any) -> PoseSequence:
+def extract_poses(video: Video, extractor: PoseBackend, cfg: Any, smooth: Any) -> PoseSequence:
     """Poses of ``video`` by ``extractor`` (a pose backend), gaps filled and smoothed, fitted
     to ``frames``. No person anywhere is an error naming ``driving=``."""
     name = f"driving={cfg.driving}"

@@ -18,15 +18,18 @@ Top-down pose estimation with two ``transformers`` models loaded from local fold
    DARK (a Newton step on the log of the Gaussian-blurred heatmap), mapped back to frame pixels;
    the keypoint's confidence is its heatmap's maximum.
 
-The model's number of keypoints decides what is filled in (see :func:`keypoints_to_parts`):
-17 (COCO) gives the body only (face and hands stay zeros, i.e. absent); 133 (COCO-WholeBody)
-gives the body, the face (68, iBUG order) and both hands (21 each), the way DWPose maps them.
-COCO-17 becomes our OpenPose COCO-18 body by adding the neck, the midpoint of the shoulders.
+The crop and the heatmap decoding are :mod:`~dreamdance.motion.topdown`'s. The model's number
+of keypoints decides what is filled in (see
+:func:`~dreamdance.motion.keypoints.keypoints_to_parts`): 17 (COCO) gives the body only (face
+and hands stay zeros, i.e. absent); 133 (COCO-WholeBody) gives the body, the face (68, iBUG
+order) and both hands (21 each), the way DWPose maps them. COCO-17 becomes our OpenPose COCO-18
+body by adding the neck, the midpoint of the shoulders.
 ViTPose++ checkpoints (a mixture-of-experts backbone, ``num_experts > 1``) pick their expert
 with ``dataset_index`` (0: COCO for the usyd-community/vitpose-plus-* releases).
 
 People are ranked by box area in every frame independently: slot ``p`` of the result is the
-``p``-th largest person of each frame, not a tracked identity.
+``p``-th largest person of each frame, not a tracked identity. The extractor is a
+:class:`~dreamdance.motion.backend.PoseBackend`.
 """
 
 from __future__ import annotations
@@ -38,12 +41,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from dreamdance.errors import InputError
 from dreamdance.inputs import resolve_device, resolve_dtype
-from dreamdance.motion.poses import PARTS, PoseSequence
+from dreamdance.motion import backend
+from dreamdance.motion.keypoints import NUM_KEYPOINTS
+from dreamdance.motion.poses import PoseSequence
+from dreamdance.motion.topdown import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    box_to_roi,
+    crop_person,
+    heatmaps_to_keypoints,
+)
 from dreamdance.weights import ModelSpec, require_dir
 
 log = logging.getLogger(__name__)
@@ -63,216 +74,8 @@ RTDETR = ModelSpec(
     accept=("rt_detr",),
 )
 
-# COCO-17 (mmpose order) plus the neck appended as index 17 -> OpenPose COCO-18: OpenPose slot i
-# takes keypoint OPENPOSE_FROM_COCO[i]. COCO: 0 nose, 1 l_eye, 2 r_eye, 3 l_ear, 4 r_ear,
-# 5 l_shoulder, 6 r_shoulder, 7 l_elbow, 8 r_elbow, 9 l_wrist, 10 r_wrist, 11 l_hip, 12 r_hip,
-# 13 l_knee, 14 r_knee, 15 l_ankle, 16 r_ankle.
-OPENPOSE_FROM_COCO = (0, 17, 6, 8, 10, 5, 7, 9, 12, 14, 16, 11, 13, 15, 2, 1, 4, 3)
-# COCO-WholeBody (133 keypoints): body 17, feet 6 (unused here), face 68, left hand, right hand.
-WHOLEBODY = {"body": slice(0, 17), "feet": slice(17, 23), "face": slice(23, 91),
-             "left_hand": slice(91, 112), "right_hand": slice(112, 133)}
-NUM_KEYPOINTS = (17, 133)
-
 # Defaults of the image processors, used where a folder has no preprocessor_config.json.
 DETECTOR_SIZE = (640, 640)  # (height, width)
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-BOX_PADDING = 1.25  # box_to_center_and_scale's padding_factor
-DARK_KERNEL = 11    # post_process_pose_estimation's kernel_size
-DARK_SIGMA = 0.8
-
-
-# ---------------------------------------------------------------------------------------------
-# Keypoint layouts
-# ---------------------------------------------------------------------------------------------
-
-
-def coco_to_openpose(kp: np.ndarray) -> np.ndarray:
-    """COCO-17 keypoints (mmpose order) -> our OpenPose COCO-18 body.
-
-    The neck is the midpoint of the shoulders, with the lower of their confidences; it is
-    absent (all zeros) unless both shoulders are present.
-
-    Args:
-        kp: ``(x, y, confidence)``. [..., 17, 3]
-
-    Returns:
-        [..., 18, 3] float32
-    """
-    kp = np.asarray(kp, dtype=np.float32)
-    assert kp.shape[-2:] == (17, 3), kp.shape
-    shoulders = kp[..., [5, 6], :]  # [..., 2, 3]
-    conf = shoulders[..., 2].min(axis=-1)  # [...]
-    present = (conf > 0)[..., None]
-    neck = np.concatenate([shoulders[..., :2].mean(axis=-2), conf[..., None]], axis=-1)
-    neck = np.where(present, neck, 0.0).astype(np.float32)  # [..., 3]
-    full = np.concatenate([kp, neck[..., None, :]], axis=-2)  # [..., 18, 3]
-    return full[..., OPENPOSE_FROM_COCO, :]
-
-
-def keypoints_to_parts(kp: np.ndarray) -> dict[str, np.ndarray]:
-    """A pose model's keypoints -> our parts (``body`` 18, ``face`` 68, ``left_hand`` and
-    ``right_hand`` 21 each).
-
-    17 keypoints (COCO) fill the body only; face and hands are zeros (absent). 133 keypoints
-    (COCO-WholeBody) fill all four parts: its 68 face points follow the iBUG 300-W order of our
-    face, and its hands (person's left, then right) the OpenPose hand order; its 6 foot points
-    have no place in our format and are dropped.
-
-    Args:
-        kp: ``(x, y, confidence)``. [..., K, 3] with K 17 or 133
-
-    Returns:
-        ``{part: [..., k, 3] float32}``
-    """
-    kp = np.asarray(kp, dtype=np.float32)
-    k = kp.shape[-2]
-    if k not in NUM_KEYPOINTS:
-        raise ValueError(f"expected 17 (COCO) or 133 (COCO-WholeBody) keypoints, got {k}")
-    lead = kp.shape[:-2]
-    parts = {part: np.zeros((*lead, n, 3), np.float32) for part, n in PARTS.items()}
-    parts["body"] = coco_to_openpose(kp[..., WHOLEBODY["body"], :])
-    if k == 133:
-        for part in ("face", "left_hand", "right_hand"):
-            parts[part] = np.ascontiguousarray(kp[..., WHOLEBODY[part], :])
-    return parts
-
-
-# ---------------------------------------------------------------------------------------------
-# Person crops and heatmap decoding (VitPoseImageProcessor's maths)
-# ---------------------------------------------------------------------------------------------
-
-
-def box_to_roi(box: np.ndarray, aspect: float,
-               padding: float = BOX_PADDING) -> tuple[np.ndarray, np.ndarray]:
-    """The region a person box is cropped from: its centre and padded size in pixels.
-
-    As ``box_to_center_and_scale``: the box grows along one side to the model's aspect ratio
-    (``width / height`` of its input), then both sides by ``padding``.
-
-    Args:
-        box: ``(x0, y0, x1, y1)`` in pixels. [4]
-        aspect: the model input's width / height (0.75 for 192 × 256).
-
-    Returns:
-        ``(center [2], size [2])``: ``(cx, cy)`` and ``(w, h)`` in pixels, float64.
-    """
-    x0, y0, x1, y1 = (float(v) for v in box)
-    w, h = x1 - x0, y1 - y0
-    center = np.array([x0 + 0.5 * w, y0 + 0.5 * h])
-    if w > aspect * h:
-        h = w / aspect
-    elif w < aspect * h:
-        w = h * aspect
-    return center, np.array([w, h]) * padding
-
-
-def crop_matrix(center: np.ndarray, size: np.ndarray, out_size: tuple[int, int]) -> np.ndarray:
-    """The affine map from frame pixels to crop pixels (``get_warp_matrix`` without rotation,
-    the "unbiased" form: the region's edges land on the first and last pixel centres).
-
-    Args:
-        center, size: the region (see :func:`box_to_roi`). [2], [2]
-        out_size: the crop's ``(height, width)``.
-
-    Returns:
-        [2, 3] float64: ``crop_xy = M @ (x, y, 1)``.
-    """
-    out_h, out_w = out_size
-    sx, sy = (out_w - 1.0) / size[0], (out_h - 1.0) / size[1]
-    return np.array([[sx, 0.0, sx * (0.5 * size[0] - center[0])],
-                     [0.0, sy, sy * (0.5 * size[1] - center[1])]])
-
-
-def crop_person(rgb: np.ndarray, center: np.ndarray, size: np.ndarray,
-                out_size: tuple[int, int]) -> np.ndarray:
-    """Warp a person's region to the pose model's input size (bilinear; black outside).
-
-    Args:
-        rgb: the frame, uint8. [H, W, 3]
-        center, size: the region (see :func:`box_to_roi`). [2], [2]
-        out_size: ``(height, width)`` of the crop.
-
-    Returns:
-        uint8 [height, width, 3]
-    """
-    m = crop_matrix(center, size, out_size)
-    return cv2.warpAffine(rgb, m, (out_size[1], out_size[0]), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
-
-
-def heatmaps_to_keypoints(heatmaps: np.ndarray, centers: np.ndarray, sizes: np.ndarray,
-                          kernel: int = DARK_KERNEL) -> np.ndarray:
-    """Heatmaps of cropped people -> keypoints in frame pixels, as
-    ``VitPoseImageProcessor.post_process_pose_estimation``.
-
-    Each heatmap's argmax is refined by DARK: the heatmap is blurred (Gaussian, sigma 0.8, radius
-    ``(kernel - 1) // 2``, mirrored edges), clipped to ``[0.001, 50]`` and its log taken; one
-    Newton step ``-H^-1 g`` from finite differences moves the peak. A step longer than one heatmap
-    pixel along an axis (only a flat or saddle-shaped neighbourhood gives one) is not taken. The
-    heatmap position maps back through the crop (``x = hx * w / (w_hm - 1) + cx - w / 2``). A
-    keypoint whose heatmap maximum is not positive is absent: all zeros.
-
-    Args:
-        heatmaps: [N, K, h, w]
-        centers: region centres in pixels. [N, 2]
-        sizes: region sizes ``(w, h)`` in pixels. [N, 2]
-        kernel: the blur's size (odd).
-
-    Returns:
-        ``(x, y, confidence)`` with confidence the heatmap maximum. [N, K, 3] float32
-    """
-    heatmaps = np.asarray(heatmaps, dtype=np.float32)
-    assert heatmaps.ndim == 4, heatmaps.shape
-    n, k, h, w = heatmaps.shape
-    centers = np.asarray(centers, dtype=np.float64).reshape(n, 2)
-    sizes = np.asarray(sizes, dtype=np.float64).reshape(n, 2)
-    flat = heatmaps.reshape(n, k, h * w)
-    idx = flat.argmax(axis=2)  # [N, K]
-    scores = np.take_along_axis(flat, idx[..., None], axis=2)[..., 0]  # [N, K]
-    coords = np.stack([idx % w, idx // w], axis=-1).astype(np.float64)  # [N, K, 2]
-    coords += _dark_step(heatmaps, idx % w, idx // w, kernel)
-    scale = sizes / np.array([w - 1.0, h - 1.0])  # [N, 2]
-    xy = coords * scale[:, None] + (centers - 0.5 * sizes)[:, None]  # [N, K, 2]
-    out = np.concatenate([xy, scores[..., None]], axis=-1).astype(np.float32)
-    out[scores <= 0] = 0.0
-    return out
-
-
-def _dark_step(heatmaps: np.ndarray, x: np.ndarray, y: np.ndarray, kernel: int) -> np.ndarray:
-    """DARK's Newton step at integer peaks ``(x, y)`` [N, K] of ``heatmaps`` [N, K, h, w]."""
-    n, k, h, w = heatmaps.shape
-    radius = (kernel - 1) // 2
-    taps = np.arange(-radius, radius + 1, dtype=np.float64)
-    g = np.exp(-0.5 * taps**2 / DARK_SIGMA**2)
-    g /= g.sum()
-    # separable blur with scipy.ndimage's "reflect" edges (numpy's "symmetric")
-    pad = np.pad(heatmaps.astype(np.float64), ((0, 0), (0, 0), (radius, radius), (0, 0)),
-                 mode="symmetric")
-    blur = sum(g[i] * pad[:, :, i:i + h] for i in range(kernel))
-    pad = np.pad(blur, ((0, 0), (0, 0), (0, 0), (radius, radius)), mode="symmetric")
-    blur = sum(g[i] * pad[..., i:i + w] for i in range(kernel))
-    logh = np.log(np.clip(blur, 0.001, 50.0))
-    logh = np.pad(logh, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="edge")  # [N, K, h+2, w+2]
-    ni, ki = np.meshgrid(np.arange(n), np.arange(k), indexing="ij")
-    cx, cy = x + 1, y + 1
-
-    def at(dx: int, dy: int) -> np.ndarray:
-        return logh[ni, ki, cy + dy, cx + dx]
-
-    i0 = at(0, 0)
-    gx = 0.5 * (at(1, 0) - at(-1, 0))
-    gy = 0.5 * (at(0, 1) - at(0, -1))
-    dxx = at(1, 0) - 2 * i0 + at(-1, 0)
-    dyy = at(0, 1) - 2 * i0 + at(0, -1)
-    dxy = 0.5 * (at(1, 1) - at(1, 0) - at(0, 1) + 2 * i0 - at(-1, 0) - at(0, -1) + at(-1, -1))
-    hess = np.stack([np.stack([dxx, dxy], -1), np.stack([dxy, dyy], -1)], -2)  # [N, K, 2, 2]
-    hess = hess + np.finfo(np.float32).eps * np.eye(2)
-    grad = np.stack([gx, gy], -1)[..., None]  # [N, K, 2, 1]
-    with np.errstate(all="ignore"):
-        step = -(np.linalg.inv(hess) @ grad)[..., 0]  # [N, K, 2]
-    ok = np.isfinite(step).all(-1, keepdims=True) & (np.abs(step) <= 1.0).all(-1, keepdims=True)
-    return np.where(ok, step, 0.0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -319,13 +122,10 @@ class ViTPoseExtractor:
                  max_people: int = 4, dataset_index: int = 0, batch_size: int = 8):
         self.pose_path = require_dir(pose_path, VITPOSE)
         self.detector_path = require_dir(detector_path, RTDETR)
-        if isinstance(det_threshold, bool) or not isinstance(det_threshold, int | float) \
-                or not 0.0 <= det_threshold < 1.0:
-            raise InputError(f"pose.det_threshold={det_threshold}", "must be a number in [0, 1)")
-        self.det_threshold = float(det_threshold)
-        self.max_people = _check_int(max_people, "pose.max_people", 1)
-        self.batch_size = _check_int(batch_size, "pose.batch_size", 1)
-        dataset_index = _check_int(dataset_index, "pose.dataset_index", 0)
+        self.det_threshold = backend.check_threshold(det_threshold, "pose.det_threshold")
+        self.max_people = backend.check_int(max_people, "pose.max_people", 1)
+        self.batch_size = backend.check_int(batch_size, "pose.batch_size", 1)
+        dataset_index = backend.check_int(dataset_index, "pose.dataset_index", 0)
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device, "pose.dtype")
 
@@ -394,7 +194,7 @@ class ViTPoseExtractor:
         """
         from PIL import Image
 
-        frames = _check_frames(frames)
+        frames = backend.check_frames(frames)
         size_h, size_w = self.detector_size
         norm = self.detector_norm
         x = np.stack([np.asarray(Image.fromarray(f).resize((size_w, size_h),
@@ -413,7 +213,7 @@ class ViTPoseExtractor:
         """
         import torch
 
-        frames = _check_frames(frames)
+        frames = backend.check_frames(frames)
         detector, _ = self.load()
         t, h, w = frames.shape[:3]
         pixel_values = torch.from_numpy(self.detector_inputs(frames))
@@ -448,7 +248,7 @@ class ViTPoseExtractor:
             ``(pixel_values [N, 3, h_in, w_in] float32, centers [N, 2], sizes [N, 2])`` with
             ``N`` the number of boxes.
         """
-        frames = _check_frames(frames)
+        frames = backend.check_frames(frames)
         if len(boxes) != len(frames):
             raise ValueError(f"{len(boxes)} box lists for {len(frames)} frames")
         h_in, w_in = self.input_size
@@ -501,60 +301,24 @@ class ViTPoseExtractor:
 
     def __call__(self, frames: np.ndarray, fps: float = 8.0, progress: bool = True
                  ) -> PoseSequence:
-        """The poses of every frame.
-
-        Args:
-            frames: uint8 RGB. [T, H, W, 3]
-            fps: the frames' rate, stored in the result.
-            progress: show a progress bar.
-
-        Returns:
-            A :class:`PoseSequence` in the frames' pixels, with as many people as the most
-            crowded frame (up to ``max_people``); a frame with fewer people has zeros in the
-            remaining slots. With no person in any frame it holds no people (a warning is
-            logged).
-        """
+        """Poses of every frame of ``frames`` [T, H, W, 3] (uint8 RGB), ``batch_size`` frames
+        at a time, as :class:`~dreamdance.motion.backend.PoseBackend` says: person ``p`` of a
+        frame is its ``p``-th largest box, at most ``max_people`` of them."""
         from tqdm.auto import tqdm
 
-        frames = _check_frames(frames)
-        if not (isinstance(fps, int | float) and math.isfinite(fps) and fps > 0):
-            raise ValueError(f"fps must be a positive number, got {fps}")
+        frames, fps = backend.check_frames(frames), backend.check_fps(fps)
         t, h, w = frames.shape[:3]
         per_frame: list[np.ndarray] = []
         starts = range(0, t, self.batch_size)
         for s in tqdm(starts, desc="ViTPose", leave=False, disable=not progress):
             chunk = frames[s:s + self.batch_size]
             per_frame += self.estimate(chunk, self.detect(chunk))
-        people = max(len(kp) for kp in per_frame)
-        if people == 0:
-            log.warning("no person found in any of the %d frames (detector threshold %.2f)",
-                        t, self.det_threshold)
-        kp_all = np.zeros((t, people, self.num_keypoints, 3), np.float32)
-        for i, kp in enumerate(per_frame):
-            kp_all[i, :len(kp)] = kp
-        return PoseSequence(**keypoints_to_parts(kp_all), width=w, height=h, fps=float(fps))
-
-    def estimate_image(self, rgb: np.ndarray) -> PoseSequence:
-        """The poses in one image (uint8 RGB ``[H, W, 3]``), as a one-frame sequence."""
-        rgb = np.asarray(rgb)
-        if rgb.ndim != 3:
-            raise ValueError(f"rgb must be [H, W, 3], got shape {rgb.shape}")
-        return self(rgb[None], progress=False)
+        return backend.to_sequence(per_frame, w, h, fps, "ViTPose", self.det_threshold)
 
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------------
-
-
-def _check_frames(frames: np.ndarray) -> np.ndarray:
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] < 1 \
-            or frames.shape[1] < 1 or frames.shape[2] < 1:
-        raise ValueError(f"frames must be [T, H, W, 3] with T >= 1, got shape {frames.shape}")
-    if frames.dtype != np.uint8:
-        raise ValueError(f"frames must be uint8 RGB, got dtype {frames.dtype}")
-    return np.ascontiguousarray(frames)
 
 
 def _normalise(x: np.ndarray, norm: Normalisation) -> np.ndarray:
@@ -572,12 +336,6 @@ def _check_boxes(boxes: Any) -> np.ndarray:
     if boxes.ndim != 2 or boxes.shape[1] < 4:
         raise ValueError(f"boxes must be [n, 4] (x0, y0, x1, y1), got shape {boxes.shape}")
     return boxes[:, :4]
-
-
-def _check_int(value: Any, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise InputError(f"{name}={value}", f"must be an integer >= {low}")
-    return value
 
 
 def _read_config(folder: Path, spec: ModelSpec, model_type: str) -> Any:

@@ -34,6 +34,7 @@ import numpy as np
 from dreamdance.errors import InputError
 from dreamdance.media import read_video_sampled, write_video
 from dreamdance.motion.align import pose_box, pose_frame
+from dreamdance.motion.backend import PoseBackend
 from dreamdance.motion.mask import mask_video, pose_masks
 from dreamdance.motion.poses import PARTS, PoseSequence, read_poses, write_poses
 from dreamdance.motion.smooth import fill_gaps, one_euro, sanitize
@@ -300,15 +301,15 @@ class Components:
     """What the tool builds from the config.
 
     Args:
-        pose: the pose backend ``pose(frames [T, H, W, 3] uint8, fps=) -> PoseSequence``, or
-            None (only pose files are used).
+        pose: the pose backend (a :class:`~dreamdance.motion.backend.PoseBackend`), or None
+            (only pose files are used).
         segmenter: ``segmenter(rgb, alpha, name=) -> [H, W]``, or None (no masks written).
         grabcut_box: ``grabcut_box(box) -> segmenter`` when the segmenter is GrabCut.
         smooth: the ``motion.smooth`` settings (enabled, max_gap, min_cutoff, beta) applied to
             extracted poses.
     """
 
-    pose: Callable | None = None
+    pose: PoseBackend | None = None
     segmenter: Callable | None = None
     grabcut_box: Callable | None = None
     smooth: Any = None
