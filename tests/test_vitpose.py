@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from runner import config
 
 from dreamdance.errors import InputError
 from dreamdance.motion.backend import estimate_image
@@ -439,11 +440,9 @@ def test_bad_frames_are_refused(dirs):
 
 def test_config_file_builds_the_extractor(dirs):
     from hydra.utils import instantiate
-    from omegaconf import OmegaConf
 
-    top = OmegaConf.create({"device": "cpu",
-                            "weights": {"vitpose": str(dirs.pose), "rtdetr": str(dirs.det)}})
-    cfg = OmegaConf.merge(top, {"pose": OmegaConf.load(CONF / "vitpose.yaml")})
+    cfg = config("pose=vitpose", "device=cpu", f"weights.vitpose={dirs.pose}",
+                 f"weights.rtdetr={dirs.det}")
     ext = instantiate(cfg.pose)
     assert type(ext) is ViTPoseExtractor and ext.device == "cpu"
     poses = ext(frames(1), progress=False)
