@@ -9,6 +9,8 @@ with code 2; library callers can catch it as a ``ValueError``.
 import json
 from typing import Any
 
+import numpy as np
+
 
 class InputError(ValueError):
     """Bad input: ``name`` is the input as the user knows it, ``problem`` what is wrong with it.
@@ -39,3 +41,17 @@ def show(value: Any) -> str:
         return "an object"
     text = json.dumps(value) if isinstance(value, str) else repr(value)
     return text if len(text) <= 40 else f"{text[:37]}..."
+
+
+def number_array(values: Any, name: str, where: str, limit: float) -> np.ndarray:
+    """JSON numbers (already checked to be numbers, any nesting) as a float64 array, each
+    finite and within ``+-limit``; else an :class:`InputError` naming ``name`` at ``where``."""
+    try:
+        array = np.array(values, dtype=np.float64)
+    except OverflowError:
+        raise InputError(name, f"{where}: a number too large") from None
+    if not np.isfinite(array).all():
+        raise InputError(name, f"{where}: NaN or infinite (non-finite) value")
+    if array.size and np.abs(array).max() > limit:
+        raise InputError(name, f"{where}: value {np.abs(array).max():g} beyond +-{limit:g}")
+    return array

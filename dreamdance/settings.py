@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import cache
 from importlib.resources import files
-from typing import Any
+from typing import Any, ClassVar
 
 from omegaconf import OmegaConf
 
@@ -33,3 +33,15 @@ def conf_values(file: str, key: str | None = None) -> dict[str, Any]:
 def _text(file: str) -> str:
     """A config file's text (read once)."""
     return files("dreamdance.conf").joinpath(f"{file}.yaml").read_text()
+
+
+class FromConf:
+    """A settings dataclass whose values are a packaged config file's (``conf_file``):
+    ``Settings.from_conf(**changes)``."""
+
+    conf_file: ClassVar[str]
+
+    @classmethod
+    def from_conf(cls, **changes):
+        """The settings of ``conf/<conf_file>.yaml`` (their one source), with ``changes``."""
+        return cls(**{**conf_values(cls.conf_file), **changes})

@@ -40,7 +40,7 @@ from dreamdance.camera import (
     rotation_to_quaternion,
     standardise,
 )
-from dreamdance.errors import InputError, is_number, show
+from dreamdance.errors import InputError, is_number, number_array, show
 from dreamdance.io import write_json, write_text
 
 FORMATS = ("json", "tum", "re10k")
@@ -286,14 +286,7 @@ def _json_matrix(value, shape, name, where) -> np.ndarray:
           and all(is_number(v) for row in value for v in row))
     if not ok:
         raise InputError(name, f"{where}: expected a {shape[0]}x{shape[1]} list of numbers")
-    try:
-        m = np.array(value, dtype=np.float64)
-    except OverflowError:
-        raise InputError(name, f"{where}: a number too large") from None
-    if not np.isfinite(m).all():
-        raise InputError(name, f"{where}: non-finite value (nan or inf)")
-    _check_range(m, name, where)
-    return m
+    return number_array(value, name, where, MAX_VALUE)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -59,15 +59,14 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from dreamdance.errors import InputError
 from dreamdance.motion.klt import background_masks, track_klt
 from dreamdance.motion.track_chain import chain_path
-from dreamdance.motion.track_result import Tracker, TrackResult, check_inputs, still
-from dreamdance.settings import conf_values
+from dreamdance.motion.track_result import SettingsCheck, Tracker, TrackResult, check_inputs, still
+from dreamdance.settings import FromConf
 
 
 @dataclass(frozen=True)
-class TrackConfig:
+class TrackConfig(FromConf):
     """Settings of :func:`track_camera`; lengths are in pixels of the frames given.
 
     Attributes:
@@ -114,36 +113,18 @@ class TrackConfig:
     min_scale_points: int
     mask_dilation: int
 
-    @classmethod
-    def from_conf(cls, **changes) -> TrackConfig:
-        """The settings of ``conf/camtrack/opencv.yaml`` (their one source), with ``changes``."""
-        return cls(**{**conf_values("camtrack/opencv"), **changes})
+    conf_file = "camtrack/opencv"
 
     def __post_init__(self):
-        def fail(key: str, problem: str) -> InputError:
-            return InputError(f"camtrack.{key}={getattr(self, key)}", problem)
-
-        def number(key: str) -> float:
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
-                    or not np.isfinite(value):
-                raise fail(key, "must be a finite number")
-            return float(value)
-
-        for key, least in (("max_corners", 1), ("window", 3), ("min_inliers", 8),
-                           ("min_features", 1), ("min_scale_points", 1), ("max_gap", 0),
-                           ("levels", 0), ("mask_dilation", 0)):
-            value = number(key)
-            if value != int(value) or value < least:
-                raise fail(key, f"must be an integer >= {least}")
-        for key in ("min_distance", "fb_threshold", "ransac_threshold", "parallax_threshold"):
-            if not number(key) > 0:
-                raise fail(key, "must be positive")
-        if not number("noise_margin") >= 0:
-            raise fail("noise_margin", "must be >= 0")
+        check = SettingsCheck(self)
+        check.integers({"max_corners": 1, "window": 3, "min_inliers": 8, "min_features": 1,
+                        "min_scale_points": 1, "max_gap": 0, "levels": 0, "mask_dilation": 0})
+        check.positive("min_distance", "fb_threshold", "ransac_threshold", "parallax_threshold")
+        if not check.number("noise_margin") >= 0:
+            raise check.fail("noise_margin", "must be >= 0")
         for key in ("quality", "keyframe_overlap"):
-            if not 0.0 < number(key) < 1.0:
-                raise fail(key, "must be in (0, 1)")
+            if not 0.0 < check.number(key) < 1.0:
+                raise check.fail(key, "must be in (0, 1)")
 
 
 def track_camera(

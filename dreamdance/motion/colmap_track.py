@@ -68,7 +68,6 @@ from pathlib import Path
 import numpy as np
 
 from dreamdance.camera import Trajectory, interpolate_poses, standardise
-from dreamdance.errors import InputError
 from dreamdance.motion.colmap_sfm import (
     Placed,
     extract,
@@ -80,15 +79,15 @@ from dreamdance.motion.colmap_sfm import (
     verified_pairs,
     write_inputs,
 )
-from dreamdance.motion.track_result import Tracker, TrackResult, check_inputs, still
+from dreamdance.motion.track_result import SettingsCheck, Tracker, TrackResult, check_inputs, still
 from dreamdance.motion.two_view import rotation_fit
-from dreamdance.settings import conf_values
+from dreamdance.settings import FromConf
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class ColmapConfig:
+class ColmapConfig(FromConf):
     """Settings of :func:`track_colmap`; lengths are in pixels of the frames given.
 
     Attributes:
@@ -135,38 +134,18 @@ class ColmapConfig:
     mask_dilation: int
     num_threads: int | None
 
-    @classmethod
-    def from_conf(cls, **changes) -> ColmapConfig:
-        """The settings of ``conf/camtrack/colmap.yaml`` (their one source), with ``changes``."""
-        return cls(**{**conf_values("camtrack/colmap"), **changes})
+    conf_file = "camtrack/colmap"
 
     def __post_init__(self):
-        def fail(key: str, problem: str) -> InputError:
-            return InputError(f"camtrack.{key}={getattr(self, key)}", problem)
-
-        def number(key: str) -> float:
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
-                    or not np.isfinite(value):
-                raise fail(key, "must be a finite number")
-            return float(value)
-
-        optional = ("max_keyframes", "refine_window", "num_threads")
-        for key, least in (("max_keyframes", 2), ("max_features", 1), ("overlap", 1),
-                           ("refine_window", 3), ("min_inliers", 3), ("min_features", 1),
-                           ("mask_dilation", 0), ("num_threads", 1)):
-            if key in optional and getattr(self, key) is None:
-                continue
-            value = number(key)
-            if value != int(value) or value < least:
-                raise fail(key, f"must be an integer >= {least}"
-                           + (" or null" if key in optional else ""))
-        for key in ("peak_threshold", "init_min_tri_angle", "max_error", "parallax_threshold",
-                    "ransac_threshold"):
-            if not number(key) > 0:
-                raise fail(key, "must be positive")
-        if not 0.0 < number("min_registered") <= 1.0:
-            raise fail("min_registered", "must be in (0, 1]")
+        check = SettingsCheck(self)
+        check.integers({"max_keyframes": 2, "max_features": 1, "overlap": 1, "refine_window": 3,
+                        "min_inliers": 3, "min_features": 1, "mask_dilation": 0,
+                        "num_threads": 1}, optional=("max_keyframes", "refine_window",
+                                                     "num_threads"))
+        check.positive("peak_threshold", "init_min_tri_angle", "max_error", "parallax_threshold",
+                       "ransac_threshold")
+        if not 0.0 < check.number("min_registered") <= 1.0:
+            raise check.fail("min_registered", "must be in (0, 1]")
 
 
 def track_colmap(

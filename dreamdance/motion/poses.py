@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from dreamdance.errors import InputError, is_number, show
+from dreamdance.errors import InputError, is_number, number_array, show
 from dreamdance.io import read_json, write_json
 
 FORMAT = "dreamdance-poses"
@@ -222,16 +222,7 @@ def finite_array(values: list, name: str, where: str) -> np.ndarray:
     if not set(map(type, values)) <= _NUMBER_TYPES:  # one pass over a long list
         bad = next(v for v in values if not is_number(v))
         raise InputError(name, f"{where}: not a list of numbers (found {show(bad)})")
-    try:
-        flat = np.array(values, dtype=np.float64)
-    except OverflowError:
-        raise InputError(name, f"{where}: a number too large") from None
-    if not np.isfinite(flat).all():
-        raise InputError(name, f"{where}: NaN or infinite value")
-    if flat.size and np.abs(flat).max() > MAX_VALUE:
-        raise InputError(name, f"{where}: value {np.abs(flat).max():g} beyond "
-                               f"+-{MAX_VALUE:g}")
-    return flat.astype(np.float32)
+    return number_array(values, name, where, MAX_VALUE).astype(np.float32)
 
 
 def check_person_frames(frames: int, people: int, name: str) -> None:

@@ -98,3 +98,37 @@ class Tracker:
         fields = ", ".join(f"{f.name}={getattr(self.cfg, f.name)!r}"
                            for f in dataclasses.fields(self.cfg))
         return f"{type(self).__name__}({fields})"
+
+
+class SettingsCheck:
+    """Checks of a tracker's settings (``camtrack.KEY``); each failure is an
+    :class:`~dreamdance.errors.InputError` naming ``camtrack.KEY=VALUE``."""
+
+    def __init__(self, settings: object):
+        self.settings = settings
+
+    def fail(self, key: str, problem: str) -> InputError:
+        return InputError(f"camtrack.{key}={getattr(self.settings, key)}", problem)
+
+    def number(self, key: str) -> float:
+        """The setting as a float; a bool, text or non-finite value fails."""
+        value = getattr(self.settings, key)
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
+                or not np.isfinite(value):
+            raise self.fail(key, "must be a finite number")
+        return float(value)
+
+    def integers(self, least: dict[str, int], optional: tuple[str, ...] = ()) -> None:
+        """Each key an integer of at least its value (or None, for the ``optional`` ones)."""
+        for key, low in least.items():
+            if key in optional and getattr(self.settings, key) is None:
+                continue
+            value = self.number(key)
+            if value != int(value) or value < low:
+                raise self.fail(key, f"must be an integer >= {low}"
+                                + (" or null" if key in optional else ""))
+
+    def positive(self, *keys: str) -> None:
+        for key in keys:
+            if not self.number(key) > 0:
+                raise self.fail(key, "must be positive")

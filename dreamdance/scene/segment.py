@@ -149,13 +149,8 @@ class MaskSegmenter:
         mh, mw = self.mask.shape
         mask = self.mask
         if (mh, mw) != (h, w):
-            change = abs((mw / mh) / (w / h) - 1.0)
-            allowed = MAX_ASPECT_CHANGE + SNAP / w + SNAP / h
-            if change > allowed:
-                raise InputError(self.name, f"is {mw}x{mh} but the image is {w}x{h} at the "
-                                            f"working size: their aspect ratios differ by "
-                                            f"{change:.1%} (more than {allowed:.1%}); give a "
-                                            "mask of the image's size")
+            check_aspect((mw, mh), (w, h), self.name, f"is {mw}x{mh} but the image is {w}x{h} "
+                         "at the working size", "give a mask of the image's size")
             log.info("%s is %dx%d, the image %dx%d at the working size: mask resized to it",
                      self.name, mw, mh, w, h)
             shrink = mw * mh > w * h
@@ -365,13 +360,8 @@ class AutoSegmenter:
     def _scaled_pose(self, width: int, height: int) -> dict[str, np.ndarray]:
         """The pose in the pixels of a ``width x height`` image (aspect ratio checked)."""
         pw, ph = self.pose_size
-        change = abs((pw / ph) / (width / height) - 1.0)
-        allowed = MAX_ASPECT_CHANGE + SNAP / width + SNAP / height
-        if change > allowed:
-            raise InputError(self.pose_name, f"is for a {pw}x{ph} frame but the image is "
-                                             f"{width}x{height}: their aspect ratios differ by "
-                                             f"{change:.1%} (more than {allowed:.1%}); give the "
-                                             "pose of this image")
+        check_aspect((pw, ph), (width, height), self.pose_name, f"is for a {pw}x{ph} frame but "
+                     f"the image is {width}x{height}", "give the pose of this image")
         scale = np.array([width / pw, height / ph], np.float32)
         return {part: map_keypoints(np.asarray(kp, np.float32), scale, 0.0)
                 for part, kp in self.pose.items() if kp is not None}
@@ -379,6 +369,18 @@ class AutoSegmenter:
 
 # --------------------------------------------------------------------------------------------
 # Helpers
+
+
+def check_aspect(size: tuple[int, int], image: tuple[int, int], name: str, what: str,
+                 fix: str) -> None:
+    """A mask's or pose's ``size (w, h)`` must have the aspect ratio of the ``image (W, H)``
+    up to :data:`MAX_ASPECT_CHANGE` and the working size's snapping; else an
+    :class:`InputError` naming ``name``: ``what``, by how much, and ``fix``."""
+    change = abs((size[0] / size[1]) / (image[0] / image[1]) - 1.0)
+    allowed = MAX_ASPECT_CHANGE + SNAP / image[0] + SNAP / image[1]
+    if change > allowed:
+        raise InputError(name, f"{what}: their aspect ratios differ by {change:.1%} (more than "
+                               f"{allowed:.1%}); {fix}")
 
 
 def check_image(rgb: np.ndarray, alpha: np.ndarray | None) -> tuple[int, int]:
