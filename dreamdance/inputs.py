@@ -17,6 +17,10 @@ log = logging.getLogger(__name__)
 
 MIN_SIDE, MAX_SIDE = 64, 8192
 DEVICES = ("auto", "cpu", "cuda")
+# The names a dtype option takes, each with the torch dtype it means (``torch.<value>``):
+# torch's own, and the short ones that mean the same.
+DTYPES = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16",
+          "fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 
 def check_common(cfg: Any) -> None:
@@ -103,17 +107,36 @@ def resolve_device(name: str) -> str:
     return name
 
 
-def resolve_dtype(name: str, device: str, key: str) -> Any:
-    """``auto`` -> float16 on CUDA, float32 on CPU; else the named torch dtype. ``key`` names
-    the config entry in the error."""
+def resolve_dtype(name: str, device: str | None, key: str,
+                  choices: tuple[str, ...] = ("float32", "float16", "bfloat16")) -> Any:
+    """The torch dtype a ``dtype`` option names; ``key`` names the option in the error.
+
+    Every ``dtype`` option (and the tools' ``dtype=`` and ``--dtype``) takes torch's names
+    ``float32``, ``float16`` and ``bfloat16``, or the short ``fp32``, ``fp16`` and ``bf16`` for
+    the same (:data:`DTYPES`).
+
+    Args:
+        name: the option's value.
+        device: the device, for an option that also takes ``auto`` (float16 on ``cuda``,
+            float32 elsewhere); None for one that does not.
+        key: the option, e.g. ``"depth.dtype"``.
+        choices: the dtypes the option supports, by torch's names.
+
+    Raises:
+        InputError: ``name`` is not one of ``choices`` by either of its names (nor ``auto``
+            where a device is given).
+    """
     import torch
 
-    if name == "auto":
-        return torch.float16 if device == "cuda" else torch.float32
-    dtypes = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-    if name not in dtypes:
-        raise InputError(f"{key}={name}", "must be auto, float32, float16 or bfloat16")
-    return dtypes[name]
+    dtype = DTYPES.get(name)
+    if name == "auto" and device is not None:
+        dtype = "float16" if device == "cuda" else "float32"
+    if dtype not in choices:
+        full = ("auto", *choices) if device is not None else choices
+        short = [n for n, d in DTYPES.items() if d in choices and n != d]
+        raise InputError(f"{key}={name}", f"must be one of {', '.join(full)} "
+                                          f"(or {', '.join(short)})")
+    return getattr(torch, dtype)
 
 
 def input_file(value: str | None, key: str, sample: str | None = None) -> Path | None:

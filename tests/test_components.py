@@ -1,36 +1,18 @@
 """model=cogvideox loads its components from local folders through the same code as real
 weights; here the folders hold tiny random models saved in the test."""
 
-import json
-
 import numpy as np
 import pytest
 import torch
-from diffusers import CogVideoXTransformer3DModel
 
-from dreamdance.animate.components import cogvideox_components, tiny_components
+from dreamdance.animate.components import cogvideox_components, save_tiny_weights
 from dreamdance.animate.pipeline import DreamDancePipeline
 from dreamdance.errors import InputError
 
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
-    root = tmp_path_factory.mktemp("weights")
-    parts = tiny_components("1.0")
-    base, clip = root / "CogVideoX-I2V", root / "clip"
-    parts["vae"].save_pretrained(base / "vae")
-    parts["scheduler"].save_pretrained(base / "scheduler")
-    torch.manual_seed(0)
-    CogVideoXTransformer3DModel(
-        num_attention_heads=2, attention_head_dim=16, in_channels=32, out_channels=16,
-        time_embed_dim=32, text_embed_dim=32, num_layers=1, sample_width=8, sample_height=8,
-        sample_frames=9, max_text_seq_length=16, use_rotary_positional_embeddings=True,
-        use_learned_positional_embeddings=True).save_pretrained(base / "transformer")
-    (base / "model_index.json").write_text(json.dumps(
-        {"_class_name": "CogVideoXImageToVideoPipeline", "_diffusers_version": "0.42.1"}))
-    parts["image_encoder"].save_pretrained(clip)
-    parts["feature_extractor"].save_pretrained(clip)
-    return base, clip
+    return save_tiny_weights(tmp_path_factory.mktemp("weights"), "1.0")
 
 
 def test_loads_and_runs_from_local_folders(folders):

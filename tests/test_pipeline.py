@@ -3,11 +3,11 @@ import logging
 import numpy as np
 import pytest
 import torch
-from diffusers import AutoencoderKLCogVideoX, CogVideoXDDIMScheduler, ConfigMixin, ModelMixin
+from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from diffusers.models.modeling_outputs import Transformer2DModelOutput
-from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
 
+from dreamdance.animate.components import tiny_components
 from dreamdance.animate.pipeline import DreamDancePipeline
 from dreamdance.animate.transformer import DreamDanceTransformer3DModel
 
@@ -67,24 +67,9 @@ class PerPositionTransformer(ModelMixin, ConfigMixin):
 
 def make_pipeline(patch_size_t=None, ofs_embed_dim=None, transformer=None):
     torch.manual_seed(0)
-    vae = AutoencoderKLCogVideoX(
-        block_out_channels=(8, 8, 8, 8), latent_channels=16, layers_per_block=1,
-        norm_num_groups=2, temporal_compression_ratio=4,
-        down_block_types=("CogVideoXDownBlock3D",) * 4, up_block_types=("CogVideoXUpBlock3D",) * 4)
-    torch.manual_seed(0)
     transformer = transformer or PerPositionTransformer(patch_size_t=patch_size_t,
                                                         ofs_embed_dim=ofs_embed_dim)
-    scheduler = CogVideoXDDIMScheduler(
-        prediction_type="v_prediction", timestep_spacing="trailing", rescale_betas_zero_snr=True,
-        beta_schedule="scaled_linear", clip_sample=False)
-    torch.manual_seed(0)
-    image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
-        hidden_size=32, image_size=32, patch_size=8, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=37, projection_dim=32))
-    feature_extractor = CLIPImageProcessor(size={"shortest_edge": 32},
-                                           crop_size={"height": 32, "width": 32})
-    pipe = DreamDancePipeline(vae=vae, transformer=transformer, scheduler=scheduler,
-                              image_encoder=image_encoder, feature_extractor=feature_extractor)
+    pipe = DreamDancePipeline(**tiny_components(seed=0, transformer=transformer))
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -221,17 +206,12 @@ def test_bad_inputs_raise_naming_the_input(pipe, change, name):
         pipe(**change(make_inputs(10) | dict(num_inference_steps=1)))
 
 
-LAYOUTS = [dict(), dict(patch_size_t=2, ofs_embed_dim=32, patch_bias=False)]  # 1.0, 1.5
+LAYOUTS = ["1.0", "1.5"]
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_runs_with_a_tiny_dreamdance_transformer(layout):
-    torch.manual_seed(0)
-    transformer = DreamDanceTransformer3DModel(
-        num_attention_heads=2, attention_head_dim=16, in_channels=48, out_channels=16,
-        time_embed_dim=32, text_embed_dim=16, num_layers=1, sample_width=8, sample_height=8,
-        sample_frames=9, max_text_seq_length=8, use_rotary_positional_embeddings=True,
-        clip_embed_dim=32, **layout).eval()
+    transformer = tiny_components(layout)["transformer"].eval()
     pipe = make_pipeline(transformer=transformer)
     whole = run(pipe, frames=21, output_type="latent")
     windowed = run(pipe, frames=21, window=4, overlap=2, output_type="latent")
@@ -240,13 +220,8 @@ def test_runs_with_a_tiny_dreamdance_transformer(layout):
     assert run(pipe, frames=7, guidance_scale=1.0).shape == (1, 7, 3, H, W)
 
 
-def tiny_transformer(layout: dict) -> DreamDanceTransformer3DModel:
-    torch.manual_seed(0)
-    transformer = DreamDanceTransformer3DModel(
-        num_attention_heads=2, attention_head_dim=16, in_channels=48, out_channels=16,
-        time_embed_dim=32, text_embed_dim=16, num_layers=1, sample_width=8, sample_height=8,
-        sample_frames=9, max_text_seq_length=8, use_rotary_positional_embeddings=True,
-        clip_embed_dim=32, **layout).eval()
+def tiny_transformer(layout: str) -> DreamDanceTransformer3DModel:
+    transformer = tiny_components(layout)["transformer"].eval()
     with torch.no_grad():  # open the gates so that guidance has something to push towards
         for gate in (transformer.pose_gate, transformer.character_gate):
             gate.bias.fill_(0.7)

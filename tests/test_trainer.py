@@ -8,7 +8,11 @@ import pytest
 import torch
 from hydra import compose, initialize_config_module
 
-from dreamdance.animate.components import cogvideox_components, tiny_components
+from dreamdance.animate.components import (
+    cogvideox_components,
+    save_tiny_weights,
+    tiny_components,
+)
 from dreamdance.animate.pipeline import DreamDancePipeline
 from dreamdance.errors import InputError
 from dreamdance.train import checkpoint
@@ -146,14 +150,7 @@ def test_lora_checkpoint_loads_into_the_animate_pipeline(tmp_path):
     # LoRA moved away from zero, so the merged export differs from the base weights
     assert any(p.abs().max() > 0 for n, p in model.named_parameters() if "lora_B" in n)
 
-    parts = tiny_components("1.0", seed=0)
-    base, clip = tmp_path / "base", tmp_path / "clip"
-    parts["vae"].save_pretrained(base / "vae")
-    parts["scheduler"].save_pretrained(base / "scheduler")
-    (base / "model_index.json").write_text(json.dumps(
-        {"_class_name": "CogVideoXImageToVideoPipeline", "_diffusers_version": "0.42.1"}))
-    parts["image_encoder"].save_pretrained(clip)
-    parts["feature_extractor"].save_pretrained(clip)
+    base, clip = save_tiny_weights(tmp_path / "weights", "1.0", seed=0)
     loaded = cogvideox_components(str(base), str(tmp_path / "train/checkpoints/step-000003"),
                                   str(clip), "fp32")
 

@@ -12,6 +12,7 @@ import torch
 from diffusers import CogVideoXTransformer3DModel
 from safetensors import safe_open
 
+from dreamdance.animate.convert import from_cogvideox
 from dreamdance.animate.transformer import (
     NEW_LAYERS,
     DreamDanceTransformer3DModel,
@@ -49,8 +50,7 @@ def tiny_base(layout: str, **overrides) -> CogVideoXTransformer3DModel:
 
 
 def tiny_model(layout: str, **extra) -> DreamDanceTransformer3DModel:
-    return DreamDanceTransformer3DModel.from_cogvideox(tiny_base(layout), clip_embed_dim=CLIP,
-                                                       **extra).eval()
+    return from_cogvideox(tiny_base(layout), clip_embed_dim=CLIP, **extra).eval()
 
 
 def inputs(layout: str, batch: int = 2, frames: int | None = None, size: int = SIZE) -> dict:
@@ -87,7 +87,7 @@ def set_gates(model, value: float) -> None:
 def test_zero_gates_equal_base(layout):
     """At initialisation the model is the base I2V model on [x_t, background latent]."""
     base = tiny_base(layout)
-    model = DreamDanceTransformer3DModel.from_cogvideox(base, clip_embed_dim=CLIP).eval()
+    model = from_cogvideox(base, clip_embed_dim=CLIP).eval()
     kw = with_rotary(model, inputs(layout))
     with torch.no_grad():
         ours = model(**kw).sample
@@ -157,7 +157,7 @@ def test_first_step_gradients(layout):
 @pytest.mark.parametrize("layout", ["1.0", "1.5"])
 def test_conversion_copies_every_base_weight(layout):
     base = tiny_base(layout)
-    model = DreamDanceTransformer3DModel.from_cogvideox(base, clip_embed_dim=CLIP)
+    model = from_cogvideox(base, clip_embed_dim=CLIP)
     ours, theirs = model.state_dict(), base.state_dict()
     key = "patch_embed.proj.weight"
     for name, value in theirs.items():
@@ -203,8 +203,7 @@ def test_convert_from_pipeline_folder_and_tool(tmp_path):
     base = tiny_base("1.5")
     base.save_pretrained(tmp_path / "CogVideoX-I2V" / "transformer")
     (tmp_path / "CogVideoX-I2V" / "model_index.json").write_text("{}")
-    model = DreamDanceTransformer3DModel.from_cogvideox(tmp_path / "CogVideoX-I2V",
-                                                        clip_embed_dim=CLIP)
+    model = from_cogvideox(tmp_path / "CogVideoX-I2V", clip_embed_dim=CLIP)
     assert torch.equal(model.state_dict()["proj_out.weight"], base.state_dict()["proj_out.weight"])
 
     convert_cogvideox.main(["--base", str(tmp_path / "CogVideoX-I2V" / "transformer"),
@@ -227,12 +226,12 @@ def test_convert_from_pipeline_folder_and_tool(tmp_path):
 def test_text_to_video_base_is_refused(tmp_path, capsys):
     t2v = tiny_base("1.0", in_channels=16)
     with pytest.raises(InputError, match="is a text-to-video model.*CogVideoX-5b-I2V"):
-        DreamDanceTransformer3DModel.from_cogvideox(t2v)
+        from_cogvideox(t2v)
     t2v.save_pretrained(tmp_path / "t2v")
     with pytest.raises(InputError, match=r"weights.cogvideox=.*t2v: is a text-to-video model"):
-        DreamDanceTransformer3DModel.from_cogvideox(tmp_path / "t2v")
+        from_cogvideox(tmp_path / "t2v")
     with pytest.raises(InputError, match="no such folder"):
-        DreamDanceTransformer3DModel.from_cogvideox(tmp_path / "missing")
+        from_cogvideox(tmp_path / "missing")
     with pytest.raises(SystemExit) as e:
         convert_cogvideox.main(["--base", str(tmp_path / "t2v"), "--out", str(tmp_path / "o")])
     assert e.value.code == 2 and not (tmp_path / "o").exists()
@@ -241,7 +240,7 @@ def test_text_to_video_base_is_refused(tmp_path, capsys):
 
 def test_unknown_conversion_argument_is_refused():
     with pytest.raises(ValueError, match="extra: unknown DreamDance arguments \\['num_layers'\\]"):
-        DreamDanceTransformer3DModel.from_cogvideox(tiny_base("1.0"), num_layers=3)
+        from_cogvideox(tiny_base("1.0"), num_layers=3)
 
 
 @pytest.mark.parametrize("per_channel_gates", [False, True])

@@ -53,7 +53,7 @@ def per_step(repeats: int = 5, layers: int = 2, heads: int = 4, head_dim: int = 
     """Median forward seconds of the base and of ours at one config, and their ratio."""
     from diffusers import CogVideoXTransformer3DModel
 
-    from dreamdance.animate.transformer import DreamDanceTransformer3DModel
+    from dreamdance.animate.convert import from_cogvideox
 
     torch.manual_seed(0)
     base = CogVideoXTransformer3DModel(
@@ -61,7 +61,7 @@ def per_step(repeats: int = 5, layers: int = 2, heads: int = 4, head_dim: int = 
         time_embed_dim=64, text_embed_dim=64, num_layers=layers, sample_width=size,
         sample_height=size, sample_frames=4 * (frames - 1) + 1, max_text_seq_length=16,
         use_rotary_positional_embeddings=True).eval()
-    ours = DreamDanceTransformer3DModel.from_cogvideox(base, clip_embed_dim=32).eval()
+    ours = from_cogvideox(base, clip_embed_dim=32).eval()
     g = torch.Generator().manual_seed(0)
     x = torch.randn(1, frames, 16, size, size, generator=g)
     bg = torch.randn(1, frames, 32, size, size, generator=g)
@@ -182,13 +182,12 @@ def _gpu_figures(cfg: dict, repeats: int) -> tuple[list[float], list[float]]:
     """[s, GB, s offloaded, GB offloaded] of ours and of the base at ``cfg`` on CUDA."""
     from diffusers import CogVideoXTransformer3DModel
 
-    from dreamdance.animate.transformer import DreamDanceTransformer3DModel
+    from dreamdance.animate.convert import from_cogvideox
 
     torch.manual_seed(0)
     with torch.device("cuda"):
         base = CogVideoXTransformer3DModel(**cfg).to(torch.bfloat16).eval()
-        ours = DreamDanceTransformer3DModel.from_cogvideox(
-            base, torch_dtype=torch.bfloat16, clip_embed_dim=1024).eval()
+        ours = from_cogvideox(base, torch_dtype=torch.bfloat16, clip_embed_dim=1024).eval()
     frames, h, w = (cfg["sample_frames"] - 1) // 4 + 1, cfg["sample_height"], cfg["sample_width"]
     g = torch.Generator("cuda").manual_seed(0)
 

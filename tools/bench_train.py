@@ -57,33 +57,18 @@ class _Repeat(torch.utils.data.Dataset):
 
 
 def full_size_components(device: str) -> dict:
-    """The CogVideoX-5B I2V parts with random weights, built on ``device``."""
-    from diffusers import (
-        AutoencoderKLCogVideoX,
-        CogVideoXDDIMScheduler,
-        CogVideoXTransformer3DModel,
-    )
-    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
-
-    from dreamdance.animate.components import clip_processor_class
-    from dreamdance.animate.transformer import DreamDanceTransformer3DModel
+    """The CogVideoX-5B I2V parts with random weights, built on ``device`` (the VAE and CLIP
+    in bf16)."""
+    from dreamdance.animate.components import Shapes, random_components
     from tools.bench_animate import CONFIG_5B
 
+    clip = dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24,
+                num_attention_heads=16, patch_size=14, image_size=224, projection_dim=768)
     with torch.device(device):
-        base = CogVideoXTransformer3DModel(**CONFIG_5B)
-        transformer = DreamDanceTransformer3DModel.from_cogvideox(base, clip_embed_dim=1024)
-        del base
-        vae = AutoencoderKLCogVideoX()
-        clip = CLIPVisionModelWithProjection(CLIPVisionConfig(
-            hidden_size=1024, intermediate_size=4096, num_hidden_layers=24,
-            num_attention_heads=16, patch_size=14, image_size=224, projection_dim=768))
-    scheduler = CogVideoXDDIMScheduler(
-        prediction_type="v_prediction", timestep_spacing="trailing", rescale_betas_zero_snr=True,
-        beta_schedule="scaled_linear", clip_sample=False)
-    return dict(vae=vae.to(torch.bfloat16), transformer=transformer, scheduler=scheduler,
-                image_encoder=clip.to(torch.bfloat16),
-                feature_extractor=clip_processor_class()(size={"shortest_edge": 224},
-                                                     crop_size={"height": 224, "width": 224}))
+        parts = random_components(Shapes(vae={}, base=CONFIG_5B, clip=clip, image_size=224))
+    for name in ("vae", "image_encoder"):
+        parts[name] = parts[name].to(torch.bfloat16)
+    return parts
 
 
 def measure(components: dict, trainable: str, frames: int, size: int, repeats: int,

@@ -1,7 +1,7 @@
 """Make a DreamDance transformer from a local CogVideoX image-to-video checkpoint.
 
     python -m tools.convert_cogvideox --base DIR/CogVideoX-5b-I2V --out DIR/dreamdance-init \\
-        [--dtype bf16|fp16|fp32]
+        [--dtype bfloat16|float16|float32]
 
 ``--base`` is a CogVideoX image-to-video pipeline folder (its ``transformer/`` is used) or a
 transformer folder; nothing is downloaded. Every base weight is copied exactly (in ``--dtype``),
@@ -20,8 +20,6 @@ import shutil
 import sys
 from pathlib import Path
 
-DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
-
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tools.convert_cogvideox",
@@ -29,30 +27,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--base", required=True,
                         help="CogVideoX image-to-video pipeline or transformer folder")
     parser.add_argument("--out", required=True, help="new or empty folder for the result")
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default="bf16",
-                        help="dtype of every saved tensor (default: bf16, as CogVideoX ships)")
+    parser.add_argument("--dtype", default="bfloat16",
+                        help="dtype of every saved tensor: float32, float16 or bfloat16 (or "
+                             "fp32, fp16, bf16; default: bfloat16, as CogVideoX ships)")
     return parser.parse_args(argv)
 
 
-def convert(base: str | Path, out: str | Path, dtype: str = "bf16") -> Path:
+def convert(base: str | Path, out: str | Path, dtype: str = "bfloat16") -> Path:
     """Convert ``base`` and save it to ``out`` with every tensor in ``dtype``; return ``out``.
 
     Raises:
-        InputError: ``base`` is not a CogVideoX image-to-video folder, or ``out`` is not empty.
+        InputError: ``base`` is not a CogVideoX image-to-video folder, ``out`` is not empty,
+            or ``dtype`` is not a dtype's name.
     """
-    import torch
-
-    from dreamdance.animate.transformer import COGVIDEOX_I2V, DreamDanceTransformer3DModel
+    from dreamdance.animate.components import COGVIDEOX
+    from dreamdance.animate.convert import from_cogvideox
     from dreamdance.errors import InputError
+    from dreamdance.inputs import resolve_dtype
 
+    saved_dtype = resolve_dtype(dtype, None, "--dtype")
     out = Path(out).expanduser()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InputError(f"--out={out}", "exists and is not an empty folder; choose a new one")
-    torch_dtype = getattr(torch, DTYPES[dtype])
     try:
-        model = DreamDanceTransformer3DModel.from_cogvideox(base, torch_dtype=torch_dtype)
+        model = from_cogvideox(base, torch_dtype=saved_dtype)
     except InputError as e:  # name the option as this tool's users know it
-        problem = e.problem.replace(f"pass {COGVIDEOX_I2V.key}=DIR", "pass --base DIR")
+        problem = e.problem.replace(f"pass {COGVIDEOX.key}=DIR", "pass --base DIR")
         raise InputError(f"--base={base}", problem) from None
 
     out.parent.mkdir(parents=True, exist_ok=True)

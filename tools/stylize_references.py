@@ -25,7 +25,7 @@ Keys (default):
     resolution          1024     long side of the working size (multiple of 64)
     frame               middle   middle | first | N (a frame index)
     device              auto     auto | cpu | cuda
-    dtype               auto     auto (fp16 on CUDA, fp32 on CPU) | fp16 | bf16 | fp32
+    dtype               auto     auto (CUDA: float16, CPU: float32) | float32 | float16 | bfloat16
     seed                0
     force               false    redo clips that already have a style
     depth               ramp     plane | ramp | depthpro (conf/depth/); depth.KEY=VALUE sets
@@ -44,7 +44,6 @@ OPTIONAL = {"prompt": None, "negative_prompt": None, "steps": "30", "strength": 
             "guidance": "7.0", "conditioning_scale": "0.5,0.5", "edges": "100,200",
             "resolution": "1024", "frame": "middle", "device": "auto", "dtype": "auto",
             "seed": "0", "force": "false", "depth": "ramp"}
-DTYPES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
 
 
 def parse_args(argv: list[str]) -> tuple[dict[str, str], list[str]]:
@@ -135,7 +134,7 @@ def run(argv: list[str]) -> list[str]:
     Raises:
         InputError: any bad argument, dataset or folder, before anything is written.
     """
-    from dreamdance.inputs import resolve_device
+    from dreamdance.inputs import resolve_device, resolve_dtype
     from dreamdance.train import stylize
     from dreamdance.train.layout import read_metadata
     from dreamdance.weights import require_dir
@@ -144,25 +143,18 @@ def run(argv: list[str]) -> list[str]:
     settings = settings_from(args)
     frame = stylize.parse_frame(args["frame"])
     force = _flag(args, "force")
-    if args["dtype"] not in ("auto", *DTYPES):
-        raise InputError(f"dtype={args['dtype']}", "must be auto, fp16, bf16 or fp32")
     if args["device"] not in ("auto", "cpu", "cuda"):
         raise InputError(f"device={args['device']}", "must be auto, cpu or cuda")
     device = resolve_device(args["device"])
+    dtype = resolve_dtype(args["dtype"], device, "dtype")
     read_metadata(args["data"])
     for spec in (stylize.SDXL, stylize.CONTROLNET_DEPTH, stylize.CONTROLNET_EDGE):
         require_dir(args[spec.key], spec)
     depth_model = build_depth(depth_overrides)
 
     def make_stylizer() -> stylize.Stylizer:
-        import torch
-
-        dtype = args["dtype"]
-        if dtype == "auto":
-            dtype = "fp16" if device == "cuda" else "fp32"
         pipe = stylize.load_pipeline(args["sdxl"], args["controlnet_depth"],
-                                     args["controlnet_edge"], device,
-                                     getattr(torch, DTYPES[dtype]))
+                                     args["controlnet_edge"], device, dtype)
         return stylize.Stylizer(pipe, depth_model, settings)
 
     return stylize.stylize_dataset(args["data"], make_stylizer, frame, force)

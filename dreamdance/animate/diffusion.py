@@ -13,6 +13,7 @@ import numpy as np
 
 from dreamdance.animate.backend import AnimateInputs, AnimateOutput
 from dreamdance.errors import InputError
+from dreamdance.inputs import resolve_dtype
 from dreamdance.weights import require_dir
 
 log = logging.getLogger(__name__)
@@ -81,8 +82,9 @@ class Tiny(Diffusion):
     def __init__(self, name: str = "tiny", layout: str = "1.0", steps: int = 4,
                  guidance: float = 3.0, window: int | None = None, overlap: int = 2):
         super().__init__(name, steps, guidance, window, overlap)
-        if str(layout) not in ("1.0", "1.5"):
-            raise InputError(f"model.layout={layout}", "must be 1.0 or 1.5")
+        from dreamdance.animate.components import tiny_shapes
+
+        tiny_shapes(layout)  # checked now, before anything is written
         self.layout = str(layout)
 
     def components(self, seed: int = 0) -> dict[str, Any]:
@@ -102,18 +104,17 @@ class CogVideoX(Diffusion):
         transformer: a DreamDance transformer (or training checkpoint) folder; None converts
             the base's now (zero gates).
         clip: a CLIPVisionModelWithProjection folder.
-        dtype: fp32 | fp16 | bf16.
+        dtype: float32 | float16 | bfloat16 (:func:`dreamdance.inputs.resolve_dtype`).
     """
 
     def __init__(self, name: str = "cogvideox", base: str | None = None,
-                 transformer: str | None = None, clip: str | None = None, dtype: str = "bf16",
+                 transformer: str | None = None, clip: str | None = None, dtype: str = "bfloat16",
                  steps: int = 50, guidance: float = 3.0, window: int | None = None,
                  overlap: int = 4, cpu_offload: bool = False, vae_tiling: bool = True):
         super().__init__(name, steps, guidance, window, overlap, cpu_offload, vae_tiling)
-        from dreamdance.animate.components import CLIP, COGVIDEOX, DTYPES
+        from dreamdance.animate.components import CLIP, COGVIDEOX
 
-        if dtype not in DTYPES:
-            raise InputError(f"model.dtype={dtype}", f"must be one of {', '.join(DTYPES)}")
+        resolve_dtype(dtype, None, "model.dtype")  # checked now, before anything is written
         require_dir(base, COGVIDEOX)  # checked now, before anything is written
         require_dir(clip, CLIP)
         self.base, self.transformer, self.clip, self.dtype = base, transformer, clip, dtype

@@ -1,5 +1,9 @@
 """The DreamDance transformer: CogVideoX image-to-video with gated pose and character input.
 
+Over 500 lines on purpose: the model is one self-contained file, as diffusers keeps each of its
+models (its layers, forward, input checks and token-layout helpers; a third of the lines are
+docstrings). Building one from a CogVideoX checkpoint is :mod:`dreamdance.animate.convert`.
+
 DreamDance animates a character by pose-aware video inpainting. The denoiser is a CogVideoX
 image-to-video MM-DiT whose video tokens are built as
 
@@ -41,8 +45,6 @@ Its gradient into ``f_p`` (``f_c``) and the gate is zero. :meth:`condition_token
 
 from __future__ import annotations
 
-import inspect
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -57,18 +59,7 @@ from diffusers.pipelines.cogvideo.pipeline_cogvideox_image2video import (
 from diffusers.utils import apply_lora_scale
 from torch import nn
 
-from dreamdance.errors import InputError
-from dreamdance.weights import ModelSpec, require_dir
-
 OFS = 2.0  # CogVideoX 1.5's ofs condition, the value its image-to-video pipeline passes
-
-COGVIDEOX_I2V = ModelSpec(
-    key="weights.cogvideox",
-    name="CogVideoX image-to-video (e.g. CogVideoX-5b-I2V or CogVideoX1.5-5B-I2V)",
-    repo="zai-org/CogVideoX-5b-I2V",
-    marker="config.json",
-    accept=("CogVideoXTransformer3DModel",),
-)
 
 POSITIONAL_EMBEDDINGS = ("interpolate", "drop")
 
@@ -151,34 +142,6 @@ def resize_positional_embedding(
     return grid_embedding.reshape(1, -1, dim).to(embedding.dtype)  # [1, T'·H'·W', D]
 
 
-def _patch_in_channels(model: CogVideoXTransformer3DModel) -> int:
-    """The number of latent channels the base model's patch embedding takes."""
-    proj = model.patch_embed.proj
-    if isinstance(proj, nn.Conv2d):
-        return proj.in_channels
-    p, p_t = model.config.patch_size, model.config.patch_size_t
-    return proj.in_features // (p * p * p_t)
-
-
-def _widen_patch_weight(
-    weight: torch.Tensor, extra: int, features_per_channel: int
-) -> torch.Tensor:
-    """Append ``extra`` zero input channels to a patch embedding weight.
-
-    Args:
-        weight: Conv2d weight [D, C, p, p] or Linear weight [D, C·p_t·p·p] (channel-major).
-        extra: the number of zero channels to append.
-        features_per_channel: p_t·p·p for the Linear layout (unused for Conv2d).
-
-    Returns:
-        [D, C + extra, p, p] or [D, (C + extra)·p_t·p·p]
-    """
-    if weight.ndim == 4:
-        zeros = weight.new_zeros(weight.shape[0], extra, *weight.shape[2:])  # [D, extra, p, p]
-        return torch.cat([weight, zeros], dim=1)  # [D, C + extra, p, p]
-    zeros = weight.new_zeros(weight.shape[0], extra * features_per_channel)  # [D, extra·p_t·p·p]
-    return torch.cat([weight, zeros], dim=1)  # [D, (C + extra)·p_t·p·p]
-
 
 class DreamDanceTransformer3DModel(CogVideoXTransformer3DModel):
     """CogVideoX image-to-video transformer with DreamDance's gated pose and character injection.
@@ -194,7 +157,8 @@ class DreamDanceTransformer3DModel(CogVideoXTransformer3DModel):
             Channels of the character latent φ.
         mask_channels (`int`, defaults to `16`):
             Channels of the inpainting-mask latent, the last input channels of ``f_b`` (the ones
-            that are zero in a model made by :meth:`from_cogvideox`).
+            that are zero in a model made by
+            :func:`~dreamdance.animate.convert.from_cogvideox`).
         clip_embed_dim (`int`, defaults to `1024`):
             Width of the CLIP image-encoder hidden states that stand in for the text states.
         per_channel_gates (`bool`, defaults to `False`):
@@ -320,99 +284,6 @@ class DreamDanceTransformer3DModel(CogVideoXTransformer3DModel):
             return nn.Conv2d(channels, inner_dim, kernel_size=(p, p), stride=p,
                              bias=self.config.patch_bias)
         return nn.Linear(channels * p * p * p_t, inner_dim)
-
-    # ----------------------------------------------------------------------------------------
-    # Conversion from a CogVideoX image-to-video transformer
-
-    @classmethod
-    def from_cogvideox(
-        cls,
-        path_or_model: str | Path | CogVideoXTransformer3DModel,
-        torch_dtype: torch.dtype | None = None,
-        **extra: Any,
-    ) -> DreamDanceTransformer3DModel:
-        """Build a DreamDance transformer from a CogVideoX image-to-video transformer.
-
-        Every base weight is copied exactly; the patch embedding gains ``mask_channels`` zero
-        input channels; the new layers are initialised (gates zero), so the result computes
-        what the base computes.
-
-        Args:
-            path_or_model: a local CogVideoX image-to-video pipeline folder (its ``transformer/``
-                subfolder is used), a transformer folder, or a loaded base model. Never
-                downloaded.
-            torch_dtype: the dtype of every tensor of the result (a base folder is loaded in
-                it); when None each tensor keeps the base's dtype as loaded (float32 from a
-                folder).
-            **extra: DreamDance's own config arguments (``pose_channels``,
-                ``character_channels``, ``mask_channels``, ``clip_embed_dim``,
-                ``per_channel_gates``, ``positional_embedding``).
-
-        Raises:
-            InputError: the folder is missing or not a CogVideoX transformer, or the base is a
-                text-to-video model.
-            ValueError: ``extra`` holds an unknown or base-owned argument.
-        """
-        own = set(inspect.signature(cls.__init__).parameters) - set(
-            inspect.signature(CogVideoXTransformer3DModel.__init__).parameters)
-        unknown = sorted(set(extra) - own)
-        if unknown:
-            raise ValueError(f"extra: unknown DreamDance arguments {unknown}; "
-                             f"expected some of {sorted(own)}")
-
-        if isinstance(path_or_model, CogVideoXTransformer3DModel):
-            base, name = path_or_model, f"base model ({type(path_or_model).__name__})"
-        else:
-            folder = _transformer_folder(path_or_model)
-            name = f"{COGVIDEOX_I2V.key}={path_or_model}"
-            base = CogVideoXTransformer3DModel.from_pretrained(
-                folder, local_files_only=True, torch_dtype=torch_dtype)
-        if isinstance(base, cls):
-            raise InputError(name, "is already a DreamDance transformer")
-
-        channels = _patch_in_channels(base)
-        if channels != 2 * base.config.out_channels:
-            kind = ("a text-to-video model" if channels == base.config.out_channels
-                    else "not an image-to-video model")
-            raise InputError(name, f"is {kind} (its patch embedding takes {channels} channels, "
-                                   f"not {2 * base.config.out_channels}); DreamDance needs "
-                                   f"{COGVIDEOX_I2V.name}")
-
-        base_args = set(inspect.signature(CogVideoXTransformer3DModel.__init__).parameters)
-        config = {k: v for k, v in base.config.items() if k in base_args}
-        mask_channels = extra.get("mask_channels", 16)
-        config["in_channels"] = channels + mask_channels
-        # Built without memory (the base's weights are assigned below), then the new layers
-        # are made for real: a 5B base is not initialised randomly only to be overwritten.
-        with torch.device("meta"):
-            model = cls(**config, **extra)
-
-        state = base.state_dict()
-        if base is path_or_model:  # never share storage with the caller's model
-            state = {k: v.clone() for k, v in state.items()}
-        key = "patch_embed.proj.weight"
-        p, p_t = base.config.patch_size, base.config.patch_size_t or 1
-        state[key] = _widen_patch_weight(state[key], mask_channels, p_t * p * p)
-        missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
-        stray = [k for k in missing if not k.startswith(NEW_LAYERS)]
-        if stray or unexpected:
-            raise ValueError(f"path_or_model: weights do not match the DreamDance layout "
-                             f"(missing {stray}, unexpected {unexpected})")
-        model._init_new_layers()
-        embed = model.patch_embed
-        if getattr(embed, "pos_embedding", None) is not None and embed.pos_embedding.is_meta:
-            # a fixed sin-cos embedding (not saved): computed again
-            embed.pos_embedding = embed._get_positional_embeddings(
-                embed.sample_height, embed.sample_width, embed.sample_frames)
-        left = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
-        if left:
-            raise ValueError(f"path_or_model: no weights for {left}")
-        for name in NEW_LAYERS:  # the new layers take the base's device and dtype
-            getattr(model, name).to(device=base.device, dtype=base.dtype)
-        if torch_dtype is not None:
-            # nn.Module.to: ModelMixin.to warns about fp32-kept modules even when there are none
-            nn.Module.to(model, dtype=torch_dtype)
-        return model
 
     # ----------------------------------------------------------------------------------------
     # Conditions
@@ -785,11 +656,3 @@ class DreamDanceTransformer3DModel(CogVideoXTransformer3DModel):
         if not return_dict:
             return (output,)
         return Transformer2DModelOutput(sample=output)
-
-
-def _transformer_folder(path: str | Path) -> Path:
-    """The transformer folder of a CogVideoX pipeline folder, or ``path`` itself; checked."""
-    root = Path(str(path)).expanduser() if path not in (None, "") else None
-    if root is not None and (root / "transformer" / "config.json").is_file():
-        root = root / "transformer"
-    return require_dir(root if root is not None else path, COGVIDEOX_I2V)

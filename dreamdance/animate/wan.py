@@ -18,6 +18,7 @@ import numpy as np
 
 from dreamdance.animate.backend import AnimateInputs, AnimateOutput
 from dreamdance.errors import InputError
+from dreamdance.inputs import resolve_dtype
 from dreamdance.weights import ModelSpec, require_dir
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ WAN_ANIMATE = ModelSpec("weights.wan_animate", "Wan2.2-Animate-14B in the diffus
                         accept=("WanAnimatePipeline",))
 MODES = ("replace", "animate")
 OFFLOAD = ("none", "model", "group")
-DTYPE_NAMES = ("fp32", "bf16")  # the Wan VAE encodes in fp32 whatever the model's dtype
+DTYPES = ("float32", "bfloat16")  # the Wan VAE encodes in float32 whatever the model's dtype
 
 
 def valid_frames(n: int, temporal: int = 4) -> int:
@@ -54,7 +55,8 @@ class WanAnimate:
         segment_frames: frames generated per segment (``segment_frame_length``, 4k + 1).
         prev_frames: frames of the previous segment that condition the next
             (``prev_segment_conditioning_frames``: 1 or 5).
-        dtype: fp32 | bf16 (the transformer and encoders; the VAE stays fp32).
+        dtype: float32 | bfloat16 (:func:`dreamdance.inputs.resolve_dtype`): the transformer's
+            and encoders'; the VAE stays float32.
         offload: none | model (diffusers' model CPU offload) | group (group offload by block,
             the least GPU memory); CUDA only.
         vae_tiling: decode the VAE in tiles.
@@ -64,15 +66,14 @@ class WanAnimate:
 
     def __init__(self, name: str = "wan_animate", path: str | None = None,
                  mode: str = "replace", steps: int = 20, guidance: float = 1.0,
-                 segment_frames: int = 77, prev_frames: int = 1, dtype: str = "bf16",
+                 segment_frames: int = 77, prev_frames: int = 1, dtype: str = "bfloat16",
                  offload: str = "none", vae_tiling: bool = True, negative_prompt: str = "",
                  prompt: str = ""):
         if mode not in MODES:
             raise InputError(f"model.mode={mode}", f"must be one of {', '.join(MODES)}")
         if offload not in OFFLOAD:
             raise InputError(f"model.offload={offload}", f"must be one of {', '.join(OFFLOAD)}")
-        if dtype not in DTYPE_NAMES:
-            raise InputError(f"model.dtype={dtype}", f"must be one of {', '.join(DTYPE_NAMES)}")
+        self.dtype = resolve_dtype(dtype, None, "model.dtype", DTYPES)
         if steps < 1:
             raise InputError(f"model.steps={steps}", "must be at least 1")
         if segment_frames < 5 or (segment_frames - 1) % 4:
@@ -84,7 +85,7 @@ class WanAnimate:
         self.folder = require_dir(path, WAN_ANIMATE)  # checked now, before anything is written
         self.name, self.mode, self.steps, self.guidance = name, mode, int(steps), float(guidance)
         self.segment_frames, self.prev_frames = int(segment_frames), int(prev_frames)
-        self.dtype, self.offload, self.vae_tiling = dtype, offload, bool(vae_tiling)
+        self.offload, self.vae_tiling = offload, bool(vae_tiling)
         self.negative_prompt, self.prompt = negative_prompt, prompt
         self.needs_scene = mode == "replace"
 
@@ -93,11 +94,10 @@ class WanAnimate:
         import torch
         from diffusers import AutoencoderKLWan, WanAnimatePipeline
 
-        torch_dtype = torch.bfloat16 if self.dtype == "bf16" else torch.float32
         vae = AutoencoderKLWan.from_pretrained(self.folder, subfolder="vae",
                                                torch_dtype=torch.float32, local_files_only=True,
                                                trust_remote_code=False)
-        pipe = WanAnimatePipeline.from_pretrained(self.folder, vae=vae, torch_dtype=torch_dtype,
+        pipe = WanAnimatePipeline.from_pretrained(self.folder, vae=vae, torch_dtype=self.dtype,
                                                   local_files_only=True, trust_remote_code=False)
         if self.vae_tiling:
             pipe.vae.enable_tiling()

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dreamdance.errors import InputError
-from dreamdance.inputs import resolve_device
+from dreamdance.inputs import resolve_device, resolve_dtype
 from dreamdance.weights import ModelSpec, require_dir
 
 if TYPE_CHECKING:
@@ -45,8 +45,6 @@ DEPTHPRO = ModelSpec(
     marker="config.json",
     accept=("depth_pro", "DepthPro"),
 )
-
-DTYPES = ("float32", "float16", "bfloat16")
 
 # DepthProImageProcessor's defaults (transformers' IMAGENET_STANDARD_MEAN / _STD), used when the
 # weights folder has no preprocessor_config.json.
@@ -322,25 +320,23 @@ class DepthProEstimator:
     Args:
         path: the local weights folder (``weights.depthpro``).
         device: ``auto``, ``cpu`` or ``cuda`` (see :func:`dreamdance.inputs.resolve_device`).
-        dtype: ``float32``, ``float16`` or ``bfloat16``: the model's weights and activations.
+        dtype: ``float32``, ``float16`` or ``bfloat16`` (:func:`dreamdance.inputs.resolve_dtype`):
+            the model's weights and activations.
     """
 
     def __init__(self, path: str | Path | None, device: str = "auto", dtype: str = "float32"):
         self.path = require_dir(path, DEPTHPRO)
         self.device = resolve_device(device)
-        if dtype not in DTYPES:
-            raise InputError(f"depth.dtype={dtype}", f"must be one of {', '.join(DTYPES)}")
-        self.dtype = dtype
+        self.dtype = resolve_dtype(dtype, None, "depth.dtype")
         self._model = None
         self._pre: Preprocessing | None = None
 
     def _load(self) -> None:
-        import torch
         from transformers import DepthProForDepthEstimation
 
         model = DepthProForDepthEstimation.from_pretrained(
             self.path, local_files_only=True, trust_remote_code=False,
-            dtype=getattr(torch, self.dtype))
+            dtype=self.dtype)
         self._model = model.to(self.device).eval()
         self._pre = depthpro_preprocessing(model.config, self.path)
         if not model.use_fov_model:
@@ -355,8 +351,7 @@ class DepthProEstimator:
             self._load()
         pixel_values = self.pixel_values(rgb)  # [1, 3, h_in, w_in]
         with torch.inference_mode():
-            out = self._model(pixel_values=pixel_values.to(self.device,
-                                                           getattr(torch, self.dtype)))
+            out = self._model(pixel_values=pixel_values.to(self.device, self.dtype))
         fov = None if out.field_of_view is None else out.field_of_view[0]
         depth, focal = depthpro_postprocess(out.predicted_depth[0], fov, h, w)
         return DepthResult(depth.cpu().numpy().astype(np.float32), focal)

@@ -215,7 +215,7 @@ class Stylizer:
         ).images[0]  # [h', w', 3] float in [0, 1]
         if not np.isfinite(out).all():
             raise RuntimeError("the SDXL pipeline returned NaN or inf pixels (a half-precision "
-                               "overflow: try dtype=fp32 or a VAE that is safe in fp16)")
+                               "overflow: try dtype=float32 or a VAE that is safe in float16)")
         out = resize(np.clip(out, 0.0, 1.0).astype(np.float32), (w, h), interpolation="linear")
         return (out * 255.0).round().astype(np.uint8)  # [H, W, 3]
 

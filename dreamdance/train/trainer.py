@@ -34,10 +34,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from dreamdance.animate.components import DTYPES
 from dreamdance.animate.pipeline import DreamDancePipeline
 from dreamdance.errors import InputError
-from dreamdance.inputs import plain
+from dreamdance.inputs import plain, resolve_dtype
 from dreamdance.train import cache, checkpoint
 from dreamdance.train.adapters import make_optimizer, set_trainable
 from dreamdance.train.dropout import keep_masks
@@ -367,9 +366,11 @@ class Trainer:
             if self.ema is not None:
                 state["ema"] = checkpoint.save_ema(self.ema, self._trainable_names(), tmp)
             if cfg.checkpoint.export_transformer:
+                name = cfg.checkpoint.export_dtype
+                dtype = (None if name is None
+                         else resolve_dtype(name, None, "train.checkpoint.export_dtype"))
                 with self._ema_weights():
-                    checkpoint.export_transformer(model, tmp / "transformer",
-                                                  _dtype(cfg.checkpoint.export_dtype))
+                    checkpoint.export_transformer(model, tmp / "transformer", dtype)
             final = checkpoint.finish(tmp, self.step, state, cfg.checkpoint.keep)
             log.info("checkpoint: %s", final)
         acc.wait_for_everyone()
@@ -458,13 +459,3 @@ class Trainer:
             log.info("validation: %s", path)
         acc.wait_for_everyone()
         return path
-
-
-
-def _dtype(name: str | None) -> torch.dtype | None:
-    if name is None:
-        return None
-    if name not in DTYPES:
-        raise InputError(f"train.checkpoint.export_dtype={name}",
-                         f"must be one of {', '.join(DTYPES)}")
-    return DTYPES[name]
