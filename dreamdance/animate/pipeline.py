@@ -1,5 +1,9 @@
 """``DreamDancePipeline``: pose-aware video inpainting with a CogVideoX image-to-video MM-DiT.
 
+Over 500 lines on purpose: a diffusers pipeline is one class in one file (its input checks,
+condition encoders, denoising loop and decoding), as diffusers keeps each of its pipelines, and
+this docstring states the method's choices.
+
 The pipeline repaints the character into a background video inside an inpainting-mask video,
 driven by face, hand and body pose videos, from one RGBA cut-out of the character:
 
