@@ -189,11 +189,11 @@ def test_style_reference(tmp_path):
 ])
 def test_config_is_checked(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        DatasetConfig(**kwargs)
+        DatasetConfig.from_conf(**kwargs)
 
 
 def test_config_from_yaml_like_mapping():
-    cfg = DatasetConfig(**json.loads('{"frames": 9, "degrade": {"noise_p": 0.0}, '
+    cfg = DatasetConfig.from_conf(**json.loads('{"frames": 9, "degrade": {"noise_p": 0.0}, '
                                      '"mask": {"dilate": 0.1, "shape": "box"}}'))
     assert isinstance(cfg.degrade, DegradeConfig) and cfg.degrade.noise_p == 0.0
     assert cfg.span == (9 - 1) * 2 + 1

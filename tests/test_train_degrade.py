@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from dreamdance.settings import conf_values
 from dreamdance.train.degrade import (
     DegradeConfig,
     add_noise,
@@ -99,16 +100,16 @@ def test_strength_zero_is_identity(fn, strength):
 
 def test_probability_zero_is_identity():
     video = clip()
-    cfg = DegradeConfig(blocks_p=0, noise_p=0, blur_p=0, perspective_p=0)
+    cfg = DegradeConfig.from_conf(blocks_p=0, noise_p=0, blur_p=0, perspective_p=0)
     np.testing.assert_array_equal(degrade(video, np.random.default_rng(0), cfg), video)
-    cfg = DegradeConfig(blocks_p=1, blocks_count=0, noise_p=1, noise_sigma=0, blur_p=1,
+    cfg = DegradeConfig.from_conf(blocks_p=1, blocks_count=0, noise_p=1, noise_sigma=0, blur_p=1,
                         blur_sigma=0, perspective_p=1, perspective_strength=0)
     np.testing.assert_array_equal(degrade(video, np.random.default_rng(0), cfg), video)
 
 
 def test_degrade_applies_each_with_probability_one():
     video = clip()
-    full = DegradeConfig(blocks_p=1, blocks_size=0.3, noise_p=1, noise_sigma=0.02, blur_p=1,
+    full = DegradeConfig.from_conf(blocks_p=1, blocks_size=0.3, noise_p=1, noise_sigma=0.02, blur_p=1,
                          perspective_p=1, perspective_strength=0.1)
     out = degrade(video, np.random.default_rng(0), full)
     assert out.shape == video.shape and out.dtype == np.float32
@@ -128,12 +129,12 @@ def test_degrade_applies_each_with_probability_one():
 ])
 def test_config_is_checked(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        DegradeConfig(**kwargs)
+        DegradeConfig.from_conf(**kwargs)
 
 
 def test_config_from_plain_mapping():
-    cfg = DegradeConfig(**{"blocks_p": 0.2, "blur_sigma": 2})
-    assert cfg.blocks_p == 0.2 and cfg.blur_sigma == 2 and cfg.noise_p == DegradeConfig.noise_p
+    cfg = DegradeConfig.from_conf(**{"blocks_p": 0.2, "blur_sigma": 2})
+    assert cfg.blocks_p == 0.2 and cfg.blur_sigma == 2 and cfg.noise_p == conf_values("stage/train", "train.data.degrade")["noise_p"]
 
 
 def test_remove_character_changes_only_the_inside():

@@ -38,7 +38,7 @@ import math
 import numbers
 import os
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +49,7 @@ from dreamdance.media import load_image, probe_video, read_video, resize
 from dreamdance.motion.mask import SHAPES, pose_masks
 from dreamdance.motion.poses import PARTS, PoseSequence, read_poses
 from dreamdance.motion.videos import pose_videos
+from dreamdance.settings import FromConf
 from dreamdance.train.degrade import DegradeConfig, character_boxes, degrade, remove_character
 from dreamdance.train.layout import SPLITS, ClipRecord, read_metadata
 from dreamdance.train.sample import POSE_KEYS, TrainSample
@@ -59,8 +60,9 @@ MASK_OPTIONS = ("dilate", "face_margin", "hand_margin", "shape")
 
 
 @dataclass
-class DatasetConfig:
-    """What a training sample looks like (built from YAML: ``DatasetConfig(**cfg)``).
+class DatasetConfig(FromConf):
+    """What a training sample looks like: ``train.data`` of ``conf/stage/train.yaml``
+    (``DatasetConfig.from_conf(**changes)``).
 
     Args:
         frames: frames per sample (F), >= 1.
@@ -76,20 +78,24 @@ class DatasetConfig:
         mask: options of :func:`~dreamdance.motion.mask.pose_masks` (``dilate``,
             ``face_margin``, ``hand_margin``, ``shape``); missing ones take the run config's
             ``mask`` (``conf/config.yaml``).
-        degrade: a :class:`~dreamdance.train.degrade.DegradeConfig` or its keyword arguments.
+        degrade: a :class:`~dreamdance.train.degrade.DegradeConfig` or the settings that differ
+            from the config file's.
     """
 
-    frames: int = 49
-    stride: int = 2
-    height: int = 480
-    width: int = 480
-    reference_gap: int = 8
-    scene_ratio: float = 0.0
-    style_ratio: float = 0.5
-    box_margin: float = 0.05
-    pose_threshold: float = 0.3
-    mask: dict = field(default_factory=dict)
-    degrade: DegradeConfig | dict = field(default_factory=DegradeConfig)
+    frames: int
+    stride: int
+    height: int
+    width: int
+    reference_gap: int
+    scene_ratio: float
+    style_ratio: float
+    box_margin: float
+    pose_threshold: float
+    mask: dict
+    degrade: DegradeConfig | dict
+
+    conf_file = "stage/train"
+    conf_key = "train.data"
 
     def __post_init__(self):
         for key, lo in (("frames", 1), ("stride", 1), ("height", 1), ("width", 1),
@@ -117,7 +123,7 @@ class DatasetConfig:
                     or not math.isfinite(value) or value < 0):
                 raise ValueError(f"data.mask.{key} must be a number >= 0, got {value!r}")
         if not isinstance(self.degrade, DegradeConfig):
-            self.degrade = DegradeConfig(**dict(self.degrade))
+            self.degrade = DegradeConfig.from_conf(**dict(self.degrade))
 
     @property
     def span(self) -> int:
@@ -153,8 +159,8 @@ class ClipDataset(torch.utils.data.Dataset):
     def __init__(self, root: str | os.PathLike, config: DatasetConfig | dict | None = None,
                  seed: int = 0, split: str = "train"):
         self.root = Path(root)
-        self.config = config if isinstance(config, DatasetConfig) else DatasetConfig(
-            **dict(config or {}))
+        self.config = config if isinstance(config, DatasetConfig) else \
+            DatasetConfig.from_conf(**dict(config or {}))
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         self.seed = int(seed)

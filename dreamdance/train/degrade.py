@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from dreamdance.settings import FromConf
+
 MAX_PERSPECTIVE = 0.5      # corners may not move by half the frame or more (the warp folds)
 FILL_SIZE = 128            # remove_character inpaints on frames downscaled to this long side
 FILL_RADIUS = 3            # OpenCV inpainting radius, in pixels of the downscaled frame
@@ -185,8 +187,9 @@ def perspective_warp(video: np.ndarray, rng: np.random.Generator,
 
 
 @dataclass
-class DegradeConfig:
-    """How likely and how strong each degradation is (built from YAML: ``DegradeConfig(**cfg)``).
+class DegradeConfig(FromConf):
+    """How likely and how strong each degradation is: ``train.data.degrade`` of
+    ``conf/stage/train.yaml`` (``DegradeConfig.from_conf(**changes)``).
 
     Args:
         blocks_p: probability of black blocks, in [0, 1].
@@ -202,15 +205,18 @@ class DegradeConfig:
             in [0, 0.5).
     """
 
-    blocks_p: float = 0.5
-    blocks_count: int = 4
-    blocks_size: float = 0.15
-    noise_p: float = 0.5
-    noise_sigma: float = 0.03
-    blur_p: float = 0.5
-    blur_sigma: float = 1.5
-    perspective_p: float = 0.5
-    perspective_strength: float = 0.05
+    blocks_p: float
+    blocks_count: int
+    blocks_size: float
+    noise_p: float
+    noise_sigma: float
+    blur_p: float
+    blur_sigma: float
+    perspective_p: float
+    perspective_strength: float
+
+    conf_file = "stage/train"
+    conf_key = "train.data.degrade"
 
     def __post_init__(self):
         for key in ("blocks_p", "noise_p", "blur_p", "perspective_p"):
@@ -236,13 +242,13 @@ def degrade(video: np.ndarray, rng: np.random.Generator,
 
     Args:
         video: [F, H, W, 3]
-        cfg: the probabilities and strengths (defaults when None).
+        cfg: the probabilities and strengths (the config file's when None).
 
     Returns:
         [F, H, W, 3] float32.
     """
     video = _check_video(video)
-    cfg = DegradeConfig() if cfg is None else cfg
+    cfg = DegradeConfig.from_conf() if cfg is None else cfg
     out = video.copy()
     coins = rng.random(4)
     strengths = rng.random(2)
