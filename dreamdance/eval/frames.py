@@ -82,12 +82,7 @@ def l1(pred: torch.Tensor, ref: torch.Tensor, mask: torch.Tensor | None = None) 
 
 
 def psnr(pred: torch.Tensor, ref: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Peak signal-to-noise ratio per frame, in dB (data range 1).
-
-    Args:
-        pred: predicted frames in [0, 1]. [N, 3, H, W]
-        ref: reference frames in [0, 1]. [N, 3, H, W]
-        mask: foreground mask or None. [N, 1, H, W]
+    """Peak signal-to-noise ratio per frame, in dB (data range 1); arguments as :func:`l1`.
 
     Returns:
         float64 per-frame PSNR. [N]

@@ -147,13 +147,7 @@ def part_scores(points: np.ndarray, rest: np.ndarray, radii: np.ndarray,
 
 def label_points(points: np.ndarray, rest: np.ndarray, radii: np.ndarray,
                  rigged: np.ndarray) -> np.ndarray:
-    """The part of each point, by the module's rule.
-
-    Args:
-        points: where, in pixels. [N, 2]
-        rest: the rest body pose. [18, 3]
-        radii: from :func:`part_radii`. [B]
-        rigged: which parts are rigged. [B] bool
+    """The part of each point, by the module's rule; arguments as :func:`part_scores`.
 
     Returns:
         Part ids (indices into ``PART_NAMES``). [N] int64

@@ -95,34 +95,28 @@ def rasterize(
     if backend == "auto":
         backend = ("gsplat" if torch.cuda.is_available() and means.is_cuda
                    else "numba" if means.device.type == "cpu" else "torch")
+    args = (means, quats, scales, opacities, colors, viewmats, Ks, width, height)
+    options = dict(near_plane=near_plane, far_plane=far_plane, eps2d=eps2d,
+                   backgrounds=backgrounds)
     if backend == "numba":
         from dreamdance.scene.rasterize_numba import rasterize_numba
 
-        return rasterize_numba(
-            means, quats, scales, opacities, colors, viewmats, Ks, width, height,
-            near_plane=near_plane, far_plane=far_plane, eps2d=eps2d, backgrounds=backgrounds,
-        )
+        return rasterize_numba(*args, **options)
     if backend == "torch":
         from dreamdance.scene.rasterize_torch import rasterize_torch
 
-        return rasterize_torch(
-            means, quats, scales, opacities, colors, viewmats, Ks, width, height,
-            near_plane=near_plane, far_plane=far_plane, eps2d=eps2d, backgrounds=backgrounds,
-            tile_size=tile_size,
-        )
+        return rasterize_torch(*args, **options, tile_size=tile_size)
     if not torch.cuda.is_available():
         raise InputError("backend=gsplat", "gsplat needs CUDA, which is not available here; "
                          "use backend=torch or backend=auto")
-    check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, height,
-                  backgrounds, tile_size)
+    check_inputs(*args, backgrounds, tile_size)
     if not means.is_cuda:
         raise ValueError(f"backend=gsplat: tensors must be on a CUDA device, got {means.device}")
     import gsplat  # here, not at the top: this module must import and run without CUDA
 
     renders, alphas, _ = gsplat.rasterization(
-        means, quats, scales, opacities, colors, viewmats, Ks, width, height,
-        near_plane=near_plane, far_plane=far_plane, eps2d=eps2d, backgrounds=backgrounds,
-        tile_size=tile_size, render_mode="RGB+ED", packed=False, rasterize_mode="classic",
+        *args, **options, tile_size=tile_size, render_mode="RGB+ED", packed=False,
+        rasterize_mode="classic",
     )  # [C, H, W, 4], [C, H, W, 1]
     return renders[..., :3], renders[..., 3:4], alphas
 
