@@ -23,7 +23,7 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt $(LOCK)
 	$(PIP) --no-deps --no-build-isolation -r $(LOCK)
 	$(PIP) --no-deps --no-build-isolation -e .
 	$(BIN)/python -m pip check
-	$(BIN)/python -m tools.check_lock $(LOCK)
+	$(BIN)/python -m tools.check_lock lock=$(LOCK)
 	touch $(STAMP)
 
 # Resolve setup.cfg (with the test and app extras) under constraints.txt into exact pins. Without

@@ -111,7 +111,7 @@ def resolve_dtype(name: str, device: str | None, key: str,
                   choices: tuple[str, ...] = ("float32", "float16", "bfloat16")) -> Any:
     """The torch dtype a ``dtype`` option names; ``key`` names the option in the error.
 
-    Every ``dtype`` option (and the tools' ``dtype=`` and ``--dtype``) takes torch's names
+    Every ``dtype`` option (and the tools' ``dtype=``) takes torch's names
     ``float32``, ``float16`` and ``bfloat16``, or the short ``fp32``, ``fp16`` and ``bf16`` for
     the same (:data:`DTYPES`).
 

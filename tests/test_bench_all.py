@@ -119,8 +119,9 @@ def test_main_writes_json_and_markdown(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(bench_all, "load_suite",
                         lambda name: fake_suite(name) if name == "fast" else real_load(name))
     out = tmp_path / "bench" / "latest.json"
-    assert bench_all.main(["--quick", "--repeats", "1", "--json", str(out)]) == 0
+    written = bench_all.main(["quick=true", "repeats=1", f"json={out}"])
     data = json.loads(out.read_text())
+    assert written == data
     assert set(data) == {"machine", "options", "rows", "unavailable"}
     assert data["machine"]["cores"] >= 1 and data["options"]["quick"] is True
     assert {r["benchmark"] for r in data["rows"]} == {"rasterizer", "fast"}
@@ -141,13 +142,16 @@ def test_only_filters_and_rejects_unknown_names(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(bench_all, "SUITES", ("a", "b", "c"))
     monkeypatch.setattr(bench_all, "load_suite", fake_suite)
     out = tmp_path / "r.json"
-    assert bench_all.main(["--only", "c,a", "--json", str(out)]) == 0
+    bench_all.main(["only=c,a", f"json={out}"])
     data = json.loads(out.read_text())
     assert [r["benchmark"] for r in data["rows"]] == ["c", "a"]
     assert data["rows"][0]["case"] == "case (full)" and data["rows"][0]["repeats"] == 5
-    assert bench_all.main(["--only", "a,zzz", "--json", str(out)]) == 2
-    assert "zzz" in capsys.readouterr().err
-    assert bench_all.main(["--repeats", "0", "--json", str(out)]) == 2
+    with pytest.raises(SystemExit) as e:
+        bench_all.main(["only=a,zzz", f"json={out}"])
+    assert e.value.code == 2 and "zzz" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        bench_all.main(["repeats=0", f"json={out}"])
+    assert e.value.code == 2
 
 
 def test_missing_module_is_unavailable_but_broken_import_raises(monkeypatch):

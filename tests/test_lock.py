@@ -53,6 +53,8 @@ def test_uncovered_names_missing_and_out_of_range():
 def test_main_reports_and_exits(tmp_path, capsys):
     bad = tmp_path / "bad.lock"
     bad.write_text("no-such-package-xyz==1.0\n")
-    assert main([str(bad)]) == 1
+    assert main([f"lock={bad}"]) == 1
     assert "no-such-package-xyz==1.0: locked but not installed" in capsys.readouterr().err
-    assert main([str(tmp_path / "missing.lock")]) == 2
+    with pytest.raises(SystemExit) as e:
+        main([f"lock={tmp_path / 'missing.lock'}"])
+    assert e.value.code == 2

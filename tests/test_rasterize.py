@@ -332,12 +332,10 @@ def test_benchmark_tool(tmp_path):
         assert base[key] > 0, key
     assert result["gaussians"] == 300 and result["size"] == 24 and base["size"] <= 24
     out = tmp_path / "bench.json"
-    assert main(["--gaussians", "100", "--size", "16", "--repeats", "1", "--json", str(out),
-                 "--scene", "depth"]) == 0
+    assert main(["gaussians=100", "size=16", "repeats=1", f"json={out}", "scene=depth"])
     assert '"forward_backward_s"' in out.read_text()
     deep = run(size=24, repeats=1, scene="deep", deep_gaussians=60)["deep"]
     assert deep["overlaps_per_pixel"] > 5 and deep["forward_s"] > 0  # deep: many per pixel
     assert deep["forward_backward_s"] > 0 and "baseline" not in run(
         size=8, repeats=1, scene="deep", deep_gaussians=5)
-    assert main(["--size", "16", "--repeats", "1", "--scene", "both", "--gaussians", "50",
-                 "--deep-gaussians", "30"]) == 0
+    assert main(["size=16", "repeats=1", "scene=both", "gaussians=50", "deep_gaussians=30"])

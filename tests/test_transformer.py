@@ -206,8 +206,8 @@ def test_convert_from_pipeline_folder_and_tool(tmp_path):
     model = from_cogvideox(tmp_path / "CogVideoX-I2V", clip_embed_dim=CLIP)
     assert torch.equal(model.state_dict()["proj_out.weight"], base.state_dict()["proj_out.weight"])
 
-    convert_cogvideox.main(["--base", str(tmp_path / "CogVideoX-I2V" / "transformer"),
-                            "--out", str(tmp_path / "out"), "--dtype", "bf16"])
+    convert_cogvideox.main([f"base={tmp_path / 'CogVideoX-I2V' / 'transformer'}",
+                            f"out={tmp_path / 'out'}", "dtype=bf16"])
     with safe_open(tmp_path / "out" / "diffusion_pytorch_model.safetensors", "pt") as f:
         assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"BF16"}
     converted = DreamDanceTransformer3DModel.from_pretrained(
@@ -218,8 +218,7 @@ def test_convert_from_pipeline_folder_and_tool(tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
     with pytest.raises(SystemExit) as e:  # the output folder is not empty
-        convert_cogvideox.main(["--base", str(tmp_path / "CogVideoX-I2V"),
-                                "--out", str(tmp_path / "out")])
+        convert_cogvideox.main([f"base={tmp_path / 'CogVideoX-I2V'}", f"out={tmp_path / 'out'}"])
     assert e.value.code == 2
 
 
@@ -233,9 +232,9 @@ def test_text_to_video_base_is_refused(tmp_path, capsys):
     with pytest.raises(InputError, match="no such folder"):
         from_cogvideox(tmp_path / "missing")
     with pytest.raises(SystemExit) as e:
-        convert_cogvideox.main(["--base", str(tmp_path / "t2v"), "--out", str(tmp_path / "o")])
+        convert_cogvideox.main([f"base={tmp_path / 't2v'}", f"out={tmp_path / 'o'}"])
     assert e.value.code == 2 and not (tmp_path / "o").exists()
-    assert "error: --base=" in capsys.readouterr().err
+    assert "error: base=" in capsys.readouterr().err
 
 
 def test_unknown_conversion_argument_is_refused():

@@ -1,23 +1,29 @@
 """Run every benchmark suite and write one table of results.
 
-    python -m tools.bench_all [--repeats 5] [--gpu] [--quick] [--only animate,scene] [--json FILE]
+    python -m tools.bench_all [repeats=5] [gpu=false] [quick=false] [only=animate,scene]
+        [json=FILE]
 
 Each ``tools/bench_<name>.py`` exposes ``suite(repeats, gpu, quick) -> list[dict]`` (rows as
-made by :func:`tools.bench_common.make_row`). A suite whose module does not exist is reported as
-unavailable. The rows and the machine they ran on go to ``--json`` (default
-``benchmarks/latest.json``) and the table as markdown next to it (``latest.md``).
+made by :func:`tools.bench_common.make_row`); ``only=`` runs the named ones (default: all of
+rasterizer, scene, animate, puppet, removal, camtrack, wan_animate, train), ``repeats=`` is the
+runs per median, ``gpu=true`` adds the full-size CUDA variants, ``quick=true`` small sizes
+(seconds in all). A suite whose module does not exist is reported as unavailable. The rows and
+the machine they ran on go to ``json=`` (default ``benchmarks/latest.json``) and the table as
+markdown next to it (``latest.md``).
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+from dreamdance.errors import InputError
 from dreamdance.io import write_json, write_text
-from tools.bench_common import machine
+from tools.bench_common import bench_options, machine
+from tools.cli import tool_main
 
 SUITES = ("rasterizer", "scene", "animate", "puppet", "removal", "camtrack", "wan_animate",
           "train")
@@ -104,46 +110,50 @@ def _met(row: dict) -> str:
     return {True: "yes", False: "no", None: ""}[row["met"]]
 
 
-def parse_only(text: str | None) -> list[str]:
-    """The suites named by ``--only`` (all without it); ValueError for an unknown name."""
-    if not text:
+@dataclass
+class Options:
+    """The command line's keys (see the module's docstring)."""
+
+    repeats: int = 5
+    gpu: bool = False
+    quick: bool = False
+    only: tuple[str, ...] = ()  # the suites to run; all when empty
+    json: Path = DEFAULT_JSON
+
+
+def suites(only: tuple[str, ...]) -> list[str]:
+    """The suites named by ``only=`` (all without it); an InputError for an unknown name."""
+    if not only:
         return list(SUITES)
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in SUITES]
-    if unknown or not names:
-        raise ValueError(f"--only: unknown suite(s) {', '.join(unknown) or '(none given)'}; "
-                         f"choose from {', '.join(SUITES)}")
-    return names
+    unknown = [n for n in only if n not in SUITES]
+    if unknown:
+        raise InputError(f"only={','.join(only)}", f"unknown suite(s) {', '.join(unknown)}; "
+                                                   f"choose from {', '.join(SUITES)}")
+    return list(only)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the suites, print the table, write the JSON and the markdown; 2 on bad arguments."""
-    ap = argparse.ArgumentParser(prog="python -m tools.bench_all",
-                                 description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=5, help="runs per median")
-    ap.add_argument("--gpu", action="store_true", help="also the full-size CUDA variants")
-    ap.add_argument("--quick", action="store_true", help="small sizes: seconds in all")
-    ap.add_argument("--only", help=f"comma-separated suites among {', '.join(SUITES)}")
-    ap.add_argument("--json", type=Path, default=DEFAULT_JSON, help="results file (.json)")
-    args = ap.parse_args(argv)
-    try:
-        names = parse_only(args.only)
-        if args.repeats < 1:
-            raise ValueError(f"--repeats must be at least 1, got {args.repeats}")
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    rows, unavailable = run_suites(names, args.repeats, args.gpu, args.quick)
+def run(argv: list[str]) -> dict:
+    """Run the suites, print the table, write the JSON and the markdown; return the JSON's
+    contents."""
+    opts, _ = bench_options(Options, argv, "tools.bench_all")
+    names = suites(opts.only)
+    rows, unavailable = run_suites(names, opts.repeats, opts.gpu, opts.quick)
     info = machine()
     cells = table(rows, unavailable)
     print(format_text(cells), end="")
-    write_json(args.json, {"machine": info, "options": {"repeats": args.repeats, "gpu": args.gpu,
-                                                        "quick": args.quick, "suites": names},
-                           "rows": rows, "unavailable": unavailable})
-    write_text(args.json.with_suffix(".md"), format_markdown(cells, info))
-    print(f"wrote {args.json} and {args.json.with_suffix('.md')}", file=sys.stderr)
-    return 0
+    result = {"machine": info, "options": {"repeats": opts.repeats, "gpu": opts.gpu,
+                                           "quick": opts.quick, "suites": names},
+              "rows": rows, "unavailable": unavailable}
+    write_json(opts.json, result)
+    write_text(opts.json.with_suffix(".md"), format_markdown(cells, info))
+    print(f"wrote {opts.json} and {opts.json.with_suffix('.md')}", file=sys.stderr)
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    """The command line (see the module's docstring); returns what the JSON holds."""
+    return tool_main(__doc__, run, argv)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

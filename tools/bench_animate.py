@@ -1,6 +1,6 @@
 """Benchmark the animate model against the CogVideoX baseline it extends, in the same run.
 
-    python -m tools.bench_animate [--repeats 5] [--json OUT]
+    python -m tools.bench_animate [repeats=5] [quick=false] [json=OUT]
 
 1. Per step: our transformer (all conditions: background + mask, pose, character, CLIP tokens;
    the pose and character tokens precomputed, as the pipeline does once per call) against diffusers' CogVideoXTransformer3DModel at the same config (the base image-to-video
@@ -15,20 +15,23 @@
    weights in bfloat16 at 768x768, 49 frames: seconds per step and peak GPU memory of ours and
    of the base, and the same with model CPU offload (the weights moved to the GPU for the step
    and back, as a one-step call pays it).
+
+Run alone it measures 1. and 2. (``quick=true``: one layer at a 3x8x8 latent, one-step calls
+at 5 frames, at most 2 repeats) and prints them; ``json=``: the figures are also written there.
 """
 
 from __future__ import annotations
 
-import argparse
 import inspect
-import json
 import os
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from tools.bench_common import (
+    BenchOptions,
+    bench_main,
     cuda_available,
     cuda_sync,
     make_row,
@@ -129,12 +132,20 @@ def suite(repeats: int = 5, gpu: bool = False, quick: bool = False) -> list[dict
     """Rows for ``tools.bench_all``: per step and per pipeline call against the diffusers
     baselines on CPU, and with ``gpu`` the 5B config on CUDA (skipped with a note without it)."""
     n = quick_repeats(repeats, quick)
-    step_cfg = dict(layers=1, heads=2, head_dim=16, frames=3, size=8) if quick else {}
-    pipe_cfg = dict(steps=1, frames=5, size=64) if quick else {}
-    rows = _step_rows(per_step(n, **step_cfg), n) + _pipeline_rows(pipeline_overhead(n, **pipe_cfg), n)
+    result = cpu_figures(n, quick)
+    rows = _step_rows(result["per_step"], n) + _pipeline_rows(result["pipeline"], n)
     if gpu:
         rows += gpu_rows(n, quick)
     return rows
+
+
+def cpu_figures(repeats: int, quick: bool = False) -> dict:
+    """:func:`per_step` and :func:`pipeline_overhead` (``quick``: at their smallest sizes)."""
+    step_cfg = dict(layers=1, heads=2, head_dim=16, frames=3, size=8) if quick else {}
+    pipe_cfg = dict(steps=1, frames=5, size=64) if quick else {}
+    return {"per_step": per_step(repeats, **step_cfg),
+            "pipeline": pipeline_overhead(repeats, **pipe_cfg),
+            "threads": torch.get_num_threads(), "loadavg": os.getloadavg()}
 
 
 def _step_rows(result: dict, repeats: int) -> list[dict]:
@@ -247,13 +258,15 @@ def _base_of(ours):
     return base.eval()
 
 
-def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--json", type=Path)
-    args = ap.parse_args(argv)
-    result = {"per_step": per_step(args.repeats), "pipeline": pipeline_overhead(args.repeats),
-              "threads": torch.get_num_threads(), "loadavg": os.getloadavg()}
+@dataclass
+class Options(BenchOptions):
+    """The command line's keys (see the module's docstring)."""
+
+    repeats: int = 5
+
+
+def show(result: dict) -> None:
+    """Per step and per pipeline call, one line each."""
     s = result["per_step"]
     print(f"per step  base {s['base_s'] * 1e3:7.2f} ms  ours {s['ours_s'] * 1e3:7.2f} ms  "
           f"ratio {s['ratio']:.3f} (target <= {s['target']})")
@@ -261,9 +274,13 @@ def main(argv: list[str] | None = None) -> dict:
         if key.startswith("guidance"):
             print(f"pipeline {key:<13} diffusers {r['baseline_s']:.3f} s  ours {r['ours_s']:.3f} s"
                   f"  ratio {r['ratio']:.2f} (target <= {result['pipeline']['target']})")
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
-    return result
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    """The command line (see the module's docstring); returns the figures."""
+    return bench_main(__doc__, Options, lambda o: cpu_figures(quick_repeats(o.repeats, o.quick),
+                                                              o.quick),
+                      show, argv, "tools.bench_animate")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Benchmark the camera trackers (``camtrack=opencv`` and ``camtrack=colmap``) on synthetic
 driving videos whose cameras are known.
 
-    python -m tools.bench_camtrack [--backends opencv,colmap] [--quick] [--cases] [--json OUT]
+    python -m tools.bench_camtrack [backends=opencv,colmap] [quick=false] [cases=false] [json=OUT]
 
 The videos are :mod:`tools.camera_suite`'s: photos on planes at depths 3, 5 and 10, 384 x 384,
 25 frames — pans, a turn about three axes, sideways moves, an orbit, a forward move, a
@@ -11,25 +11,27 @@ with its configuration file's defaults. Reported per backend: the largest rotati
 direction error over the suite (degrees), the frames it had to hold (frozen), ATE and RPE
 (:mod:`dreamdance.eval.trajectory`, the definitions of ``evo``), seconds per frame (median over
 the cases), and the same on the long video; COLMAP's time against OpenCV's in the same run.
-``--quick``: 5 cases and a 40-frame long video. :func:`suite` gives ``tools.bench_all``'s rows.
+``quick=true``: 5 cases and a 40-frame long video; ``cases=true``: every case's figures too;
+``json=``: the figures are also written there. :func:`suite` gives ``tools.bench_all``'s rows.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 
+from dreamdance.errors import InputError
 from dreamdance.eval.trajectory import path_errors
 from tools import camera_suite
-from tools.bench_common import make_row
+from tools.bench_common import bench_main, make_row
 
-BACKENDS = ("opencv", "colmap")
+Backend = Literal["opencv", "colmap"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
 QUICK_CASES = [("pan", "dancer"), ("yaw_pitch_roll", ""), ("sideways_1.0", "dancer"),
                ("orbit", "dancer_unmasked"), ("sideways_0.5", "blank")]
 MAX_ROTATION, MAX_DIRECTION = 0.5, 3.0  # degrees: what every frame must meet
@@ -172,22 +174,28 @@ def report(r: dict, cases: bool) -> None:
         print(f"colmap / opencv time per frame: {ratio:.1f}x")
 
 
-def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated")
-    ap.add_argument("--quick", action="store_true", help="5 cases, a 40-frame long video")
-    ap.add_argument("--cases", action="store_true", help="print every case's figures")
-    ap.add_argument("--json", type=Path, help="write the figures here")
-    args = ap.parse_args(argv)
-    backends = [b for b in args.backends.split(",") if b]
-    unknown = sorted(set(backends) - set(BACKENDS))
-    if unknown:
-        ap.error(f"unknown backend(s) {', '.join(unknown)}; choose from {', '.join(BACKENDS)}")
-    r = run(backends, args.quick)
-    report(r, args.cases)
-    if args.json:
-        args.json.write_text(json.dumps(r, indent=1) + "\n")
+@dataclass
+class Options:
+    """The command line's keys (see the module's docstring)."""
+
+    backends: tuple[Backend, ...] = BACKENDS
+    quick: bool = False
+    cases: bool = False  # print every case's figures
+    json: Path | None = None  # also write the figures here
+
+
+def run_and_report(opts: Options) -> dict:
+    """:func:`run` as the options ask, printed (:func:`report`)."""
+    if not opts.backends:
+        raise InputError("backends=", "needs a value")
+    r = run(opts.backends, opts.quick)
+    report(r, opts.cases)
     return r
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    """The command line (see the module's docstring); returns the figures."""
+    return bench_main(__doc__, Options, run_and_report, None, argv, "tools.bench_camtrack")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
-"""Helpers shared by the ``tools/bench_*.py`` suites: median timing, peak memory, result rows
-and a description of the machine.
+"""Helpers shared by the ``tools/bench_*.py`` suites: median timing, peak memory, result rows,
+a description of the machine and the command line.
 
 Every suite exposes ``suite(repeats=5, gpu=False, quick=False) -> list[dict]``; each dict is a
 row made by :func:`make_row` (or :func:`skipped_row` for a measurement that cannot run here).
+Run alone, each takes ``key=value`` options (:func:`bench_main`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import math
 import operator
@@ -18,8 +20,13 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from dreamdance.errors import InputError
+from dreamdance.io import write_json
+from tools.cli import parse_options, tool_main
+
+T = TypeVar("T")
 ROW_KEYS = ("benchmark", "case", "metric", "unit", "ours", "baseline_name", "baseline", "ratio",
             "target", "met", "device", "repeats", "notes")
 _OPS = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt}
@@ -166,6 +173,44 @@ def skipped_row(benchmark: str, case: str, metric: str, unit: str, notes: str,
 def quick_repeats(repeats: int, quick: bool) -> int:
     """The repeats a suite uses: at most 2 in quick mode."""
     return min(repeats, 2) if quick else repeats
+
+
+@dataclasses.dataclass
+class BenchOptions:
+    """The keys most benchmarks take alone (their docstrings say what ``quick`` shrinks)."""
+
+    repeats: int = 3  # timed runs per median
+    quick: bool = False  # small sizes, at most 2 repeats
+    json: Path | None = None  # also write the figures here
+
+
+def bench_options(options: type[T], argv: list[str], tool: str,
+                  passthrough: tuple[str, ...] = ()) -> tuple[T, list[str]]:
+    """:func:`tools.cli.parse_options` for a benchmark, whose whole-number options (repeats,
+    sizes, counts) must each be at least 1."""
+    opts, overrides = parse_options(options, argv, tool, passthrough)
+    for field in dataclasses.fields(opts):
+        value = getattr(opts, field.name)
+        if type(value) is int and value < 1:
+            raise InputError(f"{field.name}={value}", "must be at least 1")
+    return opts, overrides
+
+
+def bench_main(doc: str | None, options: type[T], measure: Callable[[T], Any],
+               show: Callable[[Any], None] | None, argv: list[str] | None, tool: str) -> Any:
+    """A benchmark's ``main()``: ``doc`` on ``--help``, else its ``key=value`` options
+    (:func:`bench_options`), ``figures = measure(options)``, the figures printed by ``show``
+    (unless None) and written to the option ``json=`` where there is one and it is given;
+    returns the figures."""
+
+    def run(args: list[str]) -> Any:
+        opts, _ = bench_options(options, args, tool)
+        figures = measure(opts)
+        if getattr(opts, "json", None) is not None:
+            write_json(opts.json, figures)
+        return figures
+
+    return tool_main(doc, run, argv, report=show)
 
 
 def machine() -> dict:

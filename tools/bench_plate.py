@@ -1,6 +1,6 @@
 """How well the CPU inpainters fill a character-sized hole, against the true pixels behind it.
 
-    python -m tools.bench_plate [--inpainters opencv,exemplar] [--size 512] [--json OUT]
+    python -m tools.bench_plate [inpainters=opencv,exemplar] [size=512] [repeats=1] [json=OUT]
 
 Cases with known truth:
 
@@ -13,24 +13,24 @@ Cases with known truth:
 For each inpainter (``inpainter=NAME``, composed and built as the scene stage builds it) and
 case: the PSNR inside the hole, and the ratio of the mean gradient magnitude inside the hole,
 filled over true (about 1 for texture like the true one; a smooth fill scores well under 1).
-The seconds per fill are the median of ``repeats``. :func:`suite` gives the rows of
+``inpainters=`` names CPU ones of ``conf/inpainter/``. The seconds per fill are the median of
+``repeats``. ``json=``: the table is also written there. :func:`suite` gives the rows of
 ``tools.bench_all``: the new default against Telea (``opencv``) in the same run.
 """
 
 from __future__ import annotations
 
-import argparse
 import functools
-import json
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from dreamdance.scene.warp import plate_hole
-from tools.bench_common import make_row
+from tools.bench_common import bench_main, make_row
 
 # scikit-image's bundled colour photos; the last four were held out while the exemplar fill's
 # settings were chosen on the sample and the first four
@@ -138,23 +138,29 @@ def suite(repeats: int = 3, gpu: bool = False, quick: bool = False) -> list[dict
     return rows
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--inpainters", default="opencv,exemplar",
-                    help="comma-separated conf/inpainter names (CPU ones)")
-    ap.add_argument("--size", type=int, default=512)
-    ap.add_argument("--repeats", type=int, default=1)
-    ap.add_argument("--json", type=Path, help="also write the table here")
-    args = ap.parse_args(argv)
-    names = tuple(n.strip() for n in args.inpainters.split(",") if n.strip())
-    table = run(names, args.size, args.repeats)
+@dataclass
+class Options:
+    """The command line's keys (see the module's docstring)."""
+
+    inpainters: tuple[str, ...] = ("opencv", "exemplar")
+    size: int = 512
+    repeats: int = 1
+    json: Path | None = None  # also write the table here
+
+
+def show(table: dict[str, dict[str, dict[str, float]]]) -> None:
+    """The table: a line per inpainter and case."""
     print(f"{'inpainter':10s} {'case':10s} {'PSNR dB':>8s} {'grad ratio':>10s} {'s':>6s}")
     for name, rows in table.items():
         for case, r in rows.items():
             print(f"{name:10s} {case:10s} {r['psnr']:8.2f} {r['gradient_ratio']:10.2f} "
                   f"{r['seconds']:6.2f}")
-    if args.json:
-        args.json.write_text(json.dumps(table, indent=2))
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    """The command line (see the module's docstring); returns the table."""
+    return bench_main(__doc__, Options, lambda o: run(o.inpainters, o.size, o.repeats), show,
+                      argv, "tools.bench_plate")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Benchmark the CPU puppet animator on the bundled sample.
 
-    python -m tools.bench_puppet [--repeats 3] [--quick] [--json OUT]
+    python -m tools.bench_puppet [repeats=3] [quick=false] [json=OUT]
 
 The sample art (art.png cut by art_mask.png, 512x512) is rigged once on its own pose
 (art_pose.json), then animated with the sample dance (dance.json, 49 frames) aligned onto it
@@ -10,16 +10,14 @@ CPU). Quality, from the same run: the mean and largest distance between the rest
 by the rig and the driver's joints; triangles turned over by the skinning before and after
 untangling, and the median change of triangle area (limbs alignment); and, with the dance
 aligned by one similarity for the whole body (``box``), how far the driver's proportions
-stretch the character's limbs (largest and smallest posed / rest bone length). :func:`suite`
-gives the rows of ``tools.bench_all``.
+stretch the character's limbs (largest and smallest posed / rest bone length). ``quick=true``:
+9 frames, at most 2 repeats. ``json=``: the figures are also written there. :func:`suite` gives
+the rows of ``tools.bench_all``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -31,7 +29,7 @@ from dreamdance.puppet import animate, build_rig, deform, deform_points, frame_t
 from dreamdance.puppet.deform import pivots, skin
 from dreamdance.puppet.mesh import signed_areas
 from dreamdance.puppet.skeleton import BONE_JOINTS, confident
-from tools.bench_common import make_row, median_time, quick_repeats
+from tools.bench_common import BenchOptions, bench_main, make_row, median_time, quick_repeats
 
 TARGET_S = 15.0  # rig once + 49 frames at 512x512 on 2 cores
 
@@ -136,15 +134,16 @@ def suite(repeats: int = 5, gpu: bool = False, quick: bool = False) -> list[dict
     ]
 
 
-def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=3, help="timed runs per median")
-    ap.add_argument("--quick", action="store_true", help="9 frames, at most 2 repeats")
-    ap.add_argument("--json", type=Path, help="write the figures here")
-    args = ap.parse_args(argv)
+def measure(opts: BenchOptions) -> dict:
+    """:func:`run` as the options ask, with its wall time."""
     start = time.perf_counter()
-    result = run(quick_repeats(args.repeats, args.quick), frames=9 if args.quick else None)
+    result = run(quick_repeats(opts.repeats, opts.quick), frames=9 if opts.quick else None)
     result["wall_s"] = time.perf_counter() - start
+    return result
+
+
+def show(result: dict) -> None:
+    """The figures, in three lines."""
     print(f"rig {result['rig_s']:.2f} s ({result['vertices']} vertices, "
           f"{result['triangles']} triangles); {result['frames']} frames "
           f"{result['frames_s']:.2f} s ({result['per_frame_ms']:.0f} ms/frame); total "
@@ -155,9 +154,11 @@ def main(argv: list[str] | None = None) -> dict:
           f"{100 * result['area_change_median']:.2f}%")
     print(f"box alignment: limb length x{result['box_stretch_min']:.2f} .. "
           f"x{result['box_stretch_max']:.2f} of the rest")
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
-    return result
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    """The command line (see the module's docstring); returns the figures."""
+    return bench_main(__doc__, BenchOptions, measure, show, argv, "tools.bench_puppet")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Benchmark the CPU Gaussian rasterisers on a depth-map-like scene and on a deep one.
 
-    python -m tools.bench_rasterizer [--scene depth|deep|both] [--gaussians 50000] [--size 256]
-        [--deep-gaussians 12000] [--repeats 5] [--json OUT]
+    python -m tools.bench_rasterizer [scene=depth|deep|both] [gaussians=50000] [size=256]
+        [deep_gaussians=12000] [repeats=5] [json=OUT]
 
 The depth scene is what the scene stage fits: one Gaussian per pixel of a smooth random depth
 map (a tilted ground, a wavy wall and a few boxes in front), unprojected through a 60 degree
@@ -16,20 +16,21 @@ warm-up: forward without autograd, and forward + backward of a weighted sum of r
 alpha. As a further baseline, the dense reference (every Gaussian against every pixel) and the
 PyTorch rasteriser render the same kind of scene at a size the dense one can hold. Peak memory
 is the process's peak resident set (``VmHWM``, reset before each measurement where Linux
-allows, else ``ru_maxrss`` since the start). :func:`suite` gives the rows of
-``tools.bench_all``; with a GPU it adds ours against gsplat on CUDA.
+allows, else ``ru_maxrss`` since the start). ``scene=`` picks the scenes (default ``both``),
+``gaussians=`` and ``deep_gaussians=`` their sizes; ``json=``: the figures are also written
+there. :func:`suite` gives the rows of ``tools.bench_all``; with a GPU it adds ours against
+gsplat on CUDA.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import os
 import statistics
-import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 import torch
 
@@ -37,6 +38,7 @@ from dreamdance.scene.rasterize import rasterize
 from dreamdance.scene.rasterize_numba import rasterize_numba
 from dreamdance.scene.rasterize_torch import contributing_pairs, rasterize_dense, rasterize_torch
 from tools.bench_common import (
+    bench_main,
     cpu_peak_gb,
     cuda_available,
     cuda_sync,
@@ -113,7 +115,8 @@ def overlaps_per_pixel(scene: dict) -> float:
     return pixels.numel() / (scene["width"] * scene["height"])
 
 
-SCENES = ("depth", "deep", "both")
+Scene = Literal["depth", "deep", "both"]
+SCENES: tuple[str, ...] = get_args(Scene)
 
 
 def run(gaussians: int = 50000, size: int = 256, repeats: int = 5, scene: str = "depth",
@@ -319,21 +322,20 @@ def _cuda_figures(render, scene: dict, repeats: int) -> tuple[float, float, floa
     return fwd, fwd_bwd, peak_memory_gb(forward_backward, "cuda")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.bench_rasterizer",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--scene", choices=SCENES, default="both")
-    parser.add_argument("--gaussians", type=int, default=50000, help="of the depth scene")
-    parser.add_argument("--deep-gaussians", type=int, default=12000, help="of the deep scene")
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
-    args = parser.parse_args(argv)
-    try:
-        result = run(args.gaussians, args.size, args.repeats, args.scene, args.deep_gaussians)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+@dataclass
+class Options:
+    """The command line's keys (see the module's docstring)."""
+
+    scene: Scene = "both"
+    gaussians: int = 50000  # of the depth scene
+    deep_gaussians: int = 12000  # of the deep scene
+    size: int = 256
+    repeats: int = 5
+    json: Path | None = None  # also write the figures here
+
+
+def show(result: dict) -> None:
+    """The figures as a table: a line per scene and rasteriser, and their ratios."""
     rows = [("scene", "forward s", "fwd+bwd s", "peak RSS MB")]
     if "deep" in result:
         d = result["deep"]
@@ -358,12 +360,13 @@ def main(argv: list[str] | None = None) -> int:
               if "start_rss_mb" in result else "")
     print(f"{before}threads: {result['threads']}; repeats: {result['repeats']} (median); "
           f"load average before the run: {result['load_average']:.2f}")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.json.with_name(args.json.name + ".tmp")
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
-        tmp.replace(args.json)
-    return 0
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    """The command line (see the module's docstring); returns the figures."""
+    return bench_main(__doc__, Options, lambda o: run(o.gaussians, o.size, o.repeats, o.scene,
+                                                      o.deep_gaussians),
+                      show, argv, "tools.bench_rasterizer")
 
 
 def _backend_lines(figures: dict, case: str) -> list[tuple[str, ...]]:
@@ -379,4 +382,4 @@ def _backend_lines(figures: dict, case: str) -> list[tuple[str, ...]]:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -1,30 +1,28 @@
 """Benchmark painting the dancer out of a driving video (scene.source=driving).
 
-    python -m tools.bench_removal [--repeats 3] [--quick] [--json OUT]
+    python -m tools.bench_removal [repeats=3] [quick=false] [json=OUT]
 
 A synthetic driving video whose background is known: a textured scene the camera pans across
 (2 px per frame) while an elliptical "dancer" walks across it, 49 frames at 512x288 (the
-working size of a 16:9 video at resolution=512; ``--quick``: 7 frames at 192x108). The
+working size of a 16:9 video at resolution=512; ``quick=true``: 7 frames at 192x108). The
 dancer's pose box seeds the person masks. Timed (medians over ``repeats`` after a warm-up):
 the person masks (GrabCut per box), the fill from other frames
 (:func:`dreamdance.scene.removal.fill_background`, window 12) and, as the baseline, inpainting
 each frame alone (OpenCV Telea). Quality: PSNR in the dancer's region against the known
-background, ours and the baseline's. :func:`suite` gives the rows of ``tools.bench_all``.
+background, ours and the baseline's. ``json=``: the figures are also written there.
+:func:`suite` gives the rows of ``tools.bench_all``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from dreamdance.motion.poses import PARTS, PoseSequence
 from dreamdance.scene.removal import fill_background, person_masks
-from tools.bench_common import make_row, median_time, quick_repeats
+from tools.bench_common import BenchOptions, bench_main, make_row, median_time, quick_repeats
 
 DANCER = (230, 20, 200)
 WINDOW = 12
@@ -109,24 +107,27 @@ def suite(repeats: int = 5, gpu: bool = False, quick: bool = False) -> list[dict
     ]
 
 
-def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=3, help="timed runs per median")
-    ap.add_argument("--quick", action="store_true", help="7 frames at 192x108, at most 2 repeats")
-    ap.add_argument("--json", type=Path, help="write the figures here")
-    args = ap.parse_args(argv)
+def measure(opts: BenchOptions) -> dict:
+    """:func:`run` as the options ask, with its wall time."""
     start = time.perf_counter()
-    r = run(quick_repeats(args.repeats, args.quick), args.quick)
+    r = run(quick_repeats(opts.repeats, opts.quick), opts.quick)
     r["wall_s"] = time.perf_counter() - start
+    return r
+
+
+def show(r: dict) -> None:
+    """The figures, in two lines."""
     print(f"{r['frames']} frames {r['size'][0]}x{r['size'][1]}: masks {r['masks_s']:.2f} s, "
           f"fill {r['fill_s']:.2f} s (window {r['window']}), per-frame inpainting "
           f"{r['per_frame_inpaint_s']:.2f} s")
     print(f"PSNR in the dancer's region: ours {r['psnr_db']:.1f} dB, per-frame inpainting "
           f"{r['per_frame_inpaint_psnr_db']:.1f} dB; {100 * r['from_frames']:.1f}% from other "
           f"frames; dancer covered {100 * r['cover']:.1f}%")
-    if args.json:
-        args.json.write_text(json.dumps(r, indent=1) + "\n")
-    return r
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    """The command line (see the module's docstring); returns the figures."""
+    return bench_main(__doc__, BenchOptions, measure, show, argv, "tools.bench_removal")
 
 
 if __name__ == "__main__":

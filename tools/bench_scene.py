@@ -1,16 +1,20 @@
 """Benchmark the whole scene stage on the bundled sample at the default (CPU) settings.
 
-    python -m tools.bench_scene [--repeats 3] [--json OUT] [-- extra overrides ...]
+    python -m tools.bench_scene [repeats=3] [quick=false] [json=OUT] [RUN KEY=VALUE ...]
 
 Each repeat runs ``python -m dreamdance.run stage=scene force=true`` in a fresh process into a
 temporary run directory and records its wall time, the per-step seconds from the manifest and
 the child's peak resident memory. Reports medians, each step's share of the total and the
-ratio to the 3-minute CPU target. :func:`suite` gives the rows of ``tools.bench_all``.
+ratio to the 3-minute CPU target. Every other key of the run config passes on to the stage
+(``frames=16``, ``inpainter=opencv``, ``stage.spiral.views=3``; not ``out``, ``force`` or
+``stage``, which the benchmark sets) and is checked before the first run. ``quick=true``: one run
+at small settings (``frames=5 resolution=128`` ...; the run keys given still apply).
+``json=``: the figures are also written there. :func:`suite` gives the rows of
+``tools.bench_all``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
@@ -21,9 +25,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from tools.bench_common import make_row
+from dreamdance.io import write_json
+from tools.bench_common import BenchOptions, bench_options, make_row
+from tools.cli import compose_config, tool_main
 
 TARGET_S = 180.0
+SET_HERE = ("out", "force", "stage")  # run keys the benchmark sets (stage.* passes on)
 QUICK = ["frames=5", "resolution=128", "stage.build_resolution=64",
          "stage.build.reference_steps=40", "stage.build.view_steps=5",
          "stage.spiral.candidates=12", "stage.spiral.views=2", "stage.custom.views=2"]
@@ -78,21 +85,44 @@ def rows_of(result: dict, quick: bool = False) -> list[dict]:
     ]
 
 
-def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--json", type=Path)
-    ap.add_argument("overrides", nargs="*", help="extra config overrides, e.g. frames=16")
-    args = ap.parse_args(argv)
-    result = run(args.repeats, args.overrides)
-    print(f"scene stage on the sample, median of {args.repeats}: {result['wall_s']:.1f} s "
+def run_keys() -> tuple[str, ...]:
+    """The run config's keys passed on to the stage: each key of ``conf/config.yaml``
+    (``frames``; a section's as ``scene.`` for its sub-keys) and each config group (``inpainter``
+    and ``inpainter.``), except :data:`SET_HERE`; ``stage.`` too."""
+    from omegaconf import DictConfig, OmegaConf
+
+    conf = Path(__file__).parents[1] / "conf"
+    top = OmegaConf.load(conf / "config.yaml")
+    keys = [f"{k}." if isinstance(top[k], DictConfig) else k for k in top if k != "defaults"]
+    groups = sorted(p.name for p in conf.iterdir() if p.is_dir() and not p.name.startswith("_"))
+    keys += [k for g in groups for k in (g, f"{g}.")]
+    return (*(k for k in keys if k.rstrip(".") not in SET_HERE), "stage.")
+
+
+def measure(argv: list[str]) -> dict:
+    """Parse the command line, check the run keys, and :func:`run` as asked."""
+    opts, overrides = bench_options(BenchOptions, argv, "tools.bench_scene", run_keys())
+    if opts.quick:
+        overrides = [*QUICK, *overrides]
+    compose_config(["stage=scene", *overrides])  # a bad run key: one line, before any run
+    result = run(1 if opts.quick else opts.repeats, overrides)
+    if opts.json is not None:
+        write_json(opts.json, result)
+    return result
+
+
+def show(result: dict) -> None:
+    """The median and each step's share, one line each."""
+    print(f"scene stage on the sample, median of {result['repeats']}: {result['wall_s']:.1f} s "
           f"({result['ratio_to_target']:.2f}x the {TARGET_S:.0f} s target), "
           f"peak RSS {result['peak_rss_mb']:.0f} MB")
     for name, s in result["steps_s"].items():
         print(f"  {name:<16} {s:7.2f} s  {100 * result['step_share'][name]:5.1f} %")
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1) + "\n")
-    return result
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    """The command line (see the module's docstring); returns the figures."""
+    return tool_main(__doc__, measure, argv, report=show)
 
 
 if __name__ == "__main__":

@@ -1,30 +1,38 @@
 """Benchmark a training step: seconds per optimiser step and peak memory.
 
-    python -m tools.bench_train [--repeats 5] [--gpu] [--quick]
+    python -m tools.bench_train [repeats=5] [gpu=false] [quick=false] [json=OUT]
 
 1. CPU, tiny config (the random parts of ``model=tiny``, 9 frames at 32x32): LoRA and full
    fine-tuning, one clip per step, VAE and CLIP encoding included — the code path of every real
    step, at a size a laptop runs.
-2. With a GPU (``--gpu``): the CogVideoX-5B I2V config with random weights (transformer, VAE and
+2. With a GPU (``gpu=true``): the CogVideoX-5B I2V config with random weights (transformer, VAE and
    CLIP ViT-L/14 at their real sizes), bf16 mixed precision and gradient checkpointing, at
    480x480 and 768x768 with 49 frames, for LoRA and full fine-tuning. For reference, about
    75–78 GB per GPU is reported for fine-tuning CogVideoX-5B-I2V at batch 1.
 
 The steps run through :class:`dreamdance.train.trainer.Trainer` itself on an in-memory clip
-(so data loading is not timed); the first step is a warm-up and not counted.
+(so data loading is not timed); the first step is a warm-up and not counted. ``quick=true``: 5
+frames at 16x16 on the CPU, at most 2 repeats. ``json=``: the rows are also written there.
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from tools.bench_common import cuda_available, make_row, quick_repeats, skipped_row
+from tools.bench_common import (
+    BenchOptions,
+    bench_main,
+    cuda_available,
+    make_row,
+    quick_repeats,
+    skipped_row,
+)
 
 BENCH = "train"
 
@@ -157,17 +165,25 @@ def suite(repeats: int = 5, gpu: bool = False, quick: bool = False) -> list[dict
     return rows
 
 
-def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--gpu", action="store_true")
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
-    rows = suite(args.repeats, args.gpu, args.quick)
+@dataclass
+class Options(BenchOptions):
+    """The command line's keys (see the module's docstring)."""
+
+    repeats: int = 5
+    gpu: bool = False  # also the 5B config on CUDA
+
+
+def show(rows: list[dict]) -> None:
+    """One line a row: case, value, notes."""
     for row in rows:
         value = "-" if row["ours"] is None else f"{row['ours']:.4g} {row['unit']}"
         print(f"{row['case']:<72} {value:>12}  {row['notes']}")
-    return rows
+
+
+def main(argv: list[str] | None = None) -> list[dict] | None:
+    """The command line (see the module's docstring); returns the rows."""
+    return bench_main(__doc__, Options, lambda o: suite(o.repeats, o.gpu, o.quick), show, argv,
+                      "tools.bench_train")
 
 
 if __name__ == "__main__":

@@ -1,19 +1,19 @@
 """Benchmark ``model=wan_animate``: our backend's overhead over calling diffusers directly.
 
-    python -m tools.bench_wan_animate [--repeats 3] [--quick]
+    python -m tools.bench_wan_animate [repeats=3] [quick=false] [json=OUT]
 
 On a CPU, with the tiny random pipeline (:mod:`dreamdance.animate.wan_tiny`) at 64x64 and 13
 frames of the sample dance: our backend (conditions built from the run directory's inputs:
 the Wan pose drawing, face crops, padding, then one pipeline call) against diffusers'
 ``WanAnimatePipeline`` called directly with the same, already built, conditions; medians timed
-in alternation, target ours / baseline <= 1.05. The full-size figures (14B config in bf16 at
+in alternation (``quick=true``: at most 2 repeats), target ours / baseline <= 1.05; ``json=``:
+the figures are also written there. The full-size figures (14B config in bf16 at
 832x480 and 77 frames: seconds per step and peak GPU memory with ``model.offload``
 none / model / group) need CUDA and are reported as not run without it.
 """
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from pathlib import Path
 
@@ -23,7 +23,14 @@ from dreamdance import assets
 from dreamdance.animate.backend import AnimateInputs
 from dreamdance.motion.align import CharacterFrame, align_poses
 from dreamdance.motion.poses import read_poses
-from tools.bench_common import make_row, median_times_paired, quick_repeats, skipped_row
+from tools.bench_common import (
+    BenchOptions,
+    bench_main,
+    make_row,
+    median_times_paired,
+    quick_repeats,
+    skipped_row,
+)
 
 SIZE, FRAMES = 64, 13
 
@@ -89,15 +96,16 @@ def suite(repeats: int = 5, gpu: bool = False, quick: bool = False) -> list[dict
     return rows
 
 
-def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=3, help="timed runs per median")
-    ap.add_argument("--quick", action="store_true", help="at most 2 repeats")
-    args = ap.parse_args(argv)
-    r = run(quick_repeats(args.repeats, args.quick))
+def show(r: dict) -> None:
+    """The figures, in one line."""
     print(f"ours {r['ours_s']:.3f} s, diffusers directly {r['baseline_s']:.3f} s, "
           f"ratio {r['ratio']:.3f} (target <= 1.05)")
-    return r
+
+
+def main(argv: list[str] | None = None) -> dict | None:
+    """The command line (see the module's docstring); returns the figures."""
+    return bench_main(__doc__, BenchOptions, lambda o: run(quick_repeats(o.repeats, o.quick)),
+                      show, argv, "tools.bench_wan_animate")
 
 
 if __name__ == "__main__":

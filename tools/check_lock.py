@@ -1,27 +1,31 @@
 """Check that an environment holds exactly the locked versions, and that the lock covers setup.cfg.
 
-    python -m tools.check_lock [requirements.lock]
+    python -m tools.check_lock [lock=requirements.lock]
 
 ``make install`` runs it last: every distribution installed in the environment must be in the
 lock at the locked version, and every locked package must be installed (``pip`` itself and the
-project are left out; torch's local build tag, ``+cpu``, is part of the version). Exit code 0
-when they agree, 1 with one line per difference, 2 for a missing or unreadable lock.
+project are left out; torch's local build tag, ``+cpu``, is part of the version). ``lock=``
+defaults to the project's ``requirements.lock``. Exit code 0 when they agree, 1 with one line per
+difference, 2 for a missing or unreadable lock (or another bad argument).
 
 The lock is regenerated with ``make lock`` (see the README's "Installs").
 """
 
 from __future__ import annotations
 
-import argparse
 import configparser
 import importlib.metadata
 import re
 import sys
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.version import Version
+
+from dreamdance.errors import InputError
+from tools.cli import parse_options, tool_main
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "requirements.lock"
@@ -95,24 +99,38 @@ def uncovered(requirements: Iterable[Requirement], lock: Mapping[str, str]) -> l
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("lock", nargs="?", type=Path, default=LOCK)
-    args = parser.parse_args(argv)
+@dataclass
+class Options:
+    """The command line's keys (see the module's docstring)."""
+
+    lock: Path = LOCK
+
+
+def check(argv: list[str]) -> list[str]:
+    """Print and return the differences between the environment and the lock.
+
+    Raises:
+        InputError: a bad argument, a missing or unreadable lock.
+    """
+    path = parse_options(Options, argv, "tools.check_lock")[0].lock
     try:
-        lock = read_lock(args.lock.read_text())
+        lock = read_lock(path.read_text())
     except (OSError, ValueError) as e:
-        print(f"error: {args.lock}: {e}", file=sys.stderr)
-        return 2
+        raise InputError(f"lock={path}", str(e)) from None
     problems = differences(lock, installed())
+    if not problems:
+        print(f"environment equals {path.name}: {len(lock)} packages")
+        return []
     for line in problems:
         print(line, file=sys.stderr)
-    if problems:
-        print(f"{len(problems)} difference(s) from {args.lock}: run make clean install",
-              file=sys.stderr)
-        return 1
-    print(f"environment equals {args.lock.name}: {len(lock)} packages")
-    return 0
+    print(f"{len(problems)} difference(s) from {path}: run make clean install", file=sys.stderr)
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line (see the module's docstring); the exit code: 1 when there are
+    differences, else 0 (bad input exits with 2)."""
+    return 1 if tool_main(__doc__, check, argv) else 0
 
 
 if __name__ == "__main__":

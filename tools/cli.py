@@ -1,19 +1,27 @@
 """The command line shared by the tools: ``key=value`` arguments, the run config and ``main()``.
 
 Every tool takes ``key=value`` arguments; bad input ends with one line on stderr naming the input
-and the problem, and exit code 2 (as ``python -m dreamdance.run`` does).
+and the problem, and exit code 2 (as ``python -m dreamdance.run`` does). A tool declares its keys
+as a dataclass of typed options (:func:`parse_options`), and its module docstring is its
+``--help``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
+import types
+import typing
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal, TypeVar
 
 from dreamdance.errors import InputError
 
 EXIT_INTERRUPTED = 130
+NULLS = ("null", "None", "~", "")  # a value that means None for an ``X | None`` option
+T = TypeVar("T")
 
 
 def key_values(argv: Sequence[str], known: Iterable[str], passthrough: Iterable[str] = (),
@@ -59,6 +67,76 @@ def key_values(argv: Sequence[str], known: Iterable[str], passthrough: Iterable[
     return values, overrides
 
 
+def parse_options(options: type[T], argv: Sequence[str], tool: str = "tools",
+                  passthrough: Iterable[str] = ()) -> tuple[T, list[str]]:
+    """``key=value`` arguments -> the dataclass ``options`` (one key a field), and the overrides
+    passed on, each value read by its field's annotation.
+
+    ``bool``: ``true`` or ``false``; ``int``, ``float``, ``str``, ``Path``; ``Literal[...]``: one
+    of its strings; ``tuple[X, ...]``: comma-separated items, each an ``X`` (empty ones
+    dropped); ``X | None``: ``null`` (or an empty value) for None. A field without a default is
+    required.
+
+    Args:
+        options: a dataclass; its fields are the tool's keys.
+        argv, passthrough, tool: as :func:`key_values`.
+
+    Returns:
+        ``(options instance, the passed-on arguments in given order)``.
+
+    Raises:
+        InputError: as :func:`key_values` (not ``key=value``, an unknown or repeated key, a
+            missing required key), and a value that is not of its type
+            (``repeats=x: must be an integer``).
+    """
+    fields = [f for f in dataclasses.fields(options) if f.init]
+    required = [f.name for f in fields if f.default is dataclasses.MISSING
+                and f.default_factory is dataclasses.MISSING]
+    given, overrides = key_values(argv, [f.name for f in fields], passthrough, tool, required)
+    hints = typing.get_type_hints(options)
+    values = {key: _typed(key, text, hints[key]) for key, text in given.items()}
+    return options(**values), overrides
+
+
+def _typed(key: str, text: str, kind: Any) -> Any:
+    """One value of :func:`parse_options`; an :class:`InputError` naming ``key=text``."""
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):  # X | None
+        if text in NULLS:
+            return None
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+    many = typing.get_origin(kind) is tuple
+    if text == "" and not many:
+        raise InputError(f"{key}=", "needs a value")
+    try:
+        if many:
+            item = typing.get_args(kind)[0]
+            return tuple(_scalar(t.strip(), item) for t in text.split(",") if t.strip())
+        return _scalar(text, kind)
+    except ValueError as e:
+        raise InputError(f"{key}={text}",
+                         f"{'each comma-separated item ' if many else ''}must be {e}") from None
+
+
+def _scalar(text: str, kind: Any) -> Any:
+    """``text`` as a ``kind``; a ValueError saying what it must be."""
+    if typing.get_origin(kind) is Literal:
+        if text not in typing.get_args(kind):
+            raise ValueError("one of " + ", ".join(map(str, typing.get_args(kind))))
+        return text
+    if kind is bool:
+        if text.lower() not in ("true", "false"):
+            raise ValueError("true or false")
+        return text.lower() == "true"
+    if kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            raise ValueError("an integer" if kind is int else "a number") from None
+    if kind in (str, Path):
+        return kind(text)
+    raise TypeError(f"parse_options cannot read a {kind!r}")
+
+
 def compose_config(overrides: list[str]) -> Any:
     """The run config (``conf/config.yaml``) with Hydra ``overrides``.
 
@@ -77,8 +155,9 @@ def compose_config(overrides: list[str]) -> Any:
 
 def tool_main(doc: str | None, run: Callable[[list[str]], Any], argv: list[str] | None = None,
               report: Callable[[Any], None] | None = None,
-              log_format: str = "%(message)s") -> None:
-    """A tool's ``main()``: ``doc`` on ``-h``/``--help``, else ``report(run(argv))``.
+              log_format: str = "%(message)s") -> Any:
+    """A tool's ``main()``: ``doc`` on ``-h``/``--help``, else ``report(run(argv))``; returns
+    what ``run`` returned (None after ``--help``).
 
     Args:
         doc: the tool's usage, printed for ``-h`` or ``--help`` anywhere in ``argv``.
@@ -93,7 +172,7 @@ def tool_main(doc: str | None, run: Callable[[list[str]], Any], argv: list[str] 
     args = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in args):
         print(doc)
-        return
+        return None
     logging.basicConfig(level=logging.INFO, format=log_format)
     try:
         result = run(args)
@@ -107,3 +186,4 @@ def tool_main(doc: str | None, run: Callable[[list[str]], Any], argv: list[str] 
         sys.exit(EXIT_INTERRUPTED)
     if report is not None:
         report(result)
+    return result

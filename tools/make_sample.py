@@ -1,6 +1,6 @@
 """Make the bundled sample: character art, its mask and pose, a driving dance and a camera path.
 
-    python -m tools.make_sample [--out dreamdance/assets]
+    python -m tools.make_sample [out=dreamdance/assets]
 
 Everything is drawn procedurally and deterministically, so the committed assets can be
 regenerated (and are checked against this script by the tests). Writes:
@@ -17,7 +17,7 @@ regenerated (and are checked against this script by the tests). Writes:
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -30,6 +30,7 @@ from dreamdance.io import atomic_path
 from dreamdance.media import save_image
 from dreamdance.motion.poses import PoseSequence, write_poses
 from dreamdance.motion.skeleton import Angles, Proportions, whole_body
+from tools.cli import parse_options, tool_main
 
 SIZE = 512
 FRAMES = 49
@@ -256,10 +257,23 @@ def make_sample(out: Path) -> None:
     save_image(out / "scene.png", draw_scene(rng))
 
 
+@dataclass
+class Options:
+    """The command line's keys (see the module's docstring)."""
+
+    out: Path = Path(__file__).parents[1] / "dreamdance/assets"
+
+
+def run(argv: list[str]) -> Path:
+    """Parse the arguments and make the sample; returns its folder (raises InputError)."""
+    out = parse_options(Options, argv, "tools.make_sample")[0].out
+    make_sample(out)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "dreamdance/assets")
-    make_sample(ap.parse_args(argv).out)
+    """The command line (see the module's docstring)."""
+    tool_main(__doc__, run, argv)
 
 
 if __name__ == "__main__":
