@@ -57,7 +57,7 @@ def parse_args(argv: list[str]) -> tuple[dict[str, str], list[str]]:
     for key, default in OPTIONAL.items():
         if default is not None:
             args.setdefault(key, default)
-    return args, [f"+depth={args['depth']}", f"device={args['device']}", *depth]
+    return args, ["stage=scene", f"depth={args['depth']}", f"device={args['device']}", *depth]
 
 
 def settings_from(args: dict[str, str]) -> Any:
