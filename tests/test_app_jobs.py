@@ -103,8 +103,9 @@ def test_a_stage_error_is_its_one_line_and_stops_the_job(tmp_path, monkeypatch):
 def test_cancel_interrupts_the_running_stage(tmp_path, monkeypatch):
     monkeypatch.setattr(jobs, "STAGES", ("motion", "scene"))
     job = _Fake(tmp_path, {
-        "motion": "import time\nprint('[t] - step motion/poses: running', flush=True)\n"
-                  "try:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n"
+        "motion": "import time\ntry:\n"  # the handler is in place before the line is printed
+                  "    print('[t] - step motion/poses: running', flush=True)\n"
+                  "    time.sleep(60)\nexcept KeyboardInterrupt:\n"
                   "    print('interrupted', flush=True); raise",
         "scene": "raise SystemExit('scene must not run')"})
     start = time.monotonic()
