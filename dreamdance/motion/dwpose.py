@@ -214,6 +214,14 @@ def wholebody_to_parts(keypoints: np.ndarray, scores: np.ndarray) -> dict[str, n
 
 # --- the estimator --------------------------------------------------------------------------
 
+def _cuda_index() -> int:
+    """The CUDA device of this process: torch's current one where torch has chosen one (each
+    process of ``accelerate launch`` is given its own), else 0."""
+    import torch
+
+    return torch.cuda.current_device() if torch.cuda.is_initialized() else 0
+
+
 class DWPoseExtractor:
     """DWPose on frames: people detected by YOLOX, their whole-body keypoints by RTMPose.
 
@@ -243,13 +251,13 @@ class DWPoseExtractor:
         self._det = self._pose = None
 
     # sessions ----------------------------------------------------------------------------
-    def _providers(self) -> list[str]:
+    def _providers(self) -> list[str | tuple[str, dict]]:
         import onnxruntime as ort
 
         if self.device != "cuda":
             return ["CPUExecutionProvider"]
         if "CUDAExecutionProvider" in ort.get_available_providers():
-            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+            return [("CUDAExecutionProvider", {"device_id": _cuda_index()}), "CPUExecutionProvider"]
         if self.device_name == "cuda":
             raise InputError("device=cuda", "onnxruntime has no CUDAExecutionProvider here "
                              "(install onnxruntime-gpu, or use device=cpu)")
