@@ -20,7 +20,7 @@ from dreamdance.io import write_json, write_text
 from tools.bench_common import machine
 
 SUITES = ("rasterizer", "scene", "animate", "puppet", "removal", "camtrack", "wan_animate",
-          "train")
+          "train", "prepare")
 COLUMNS = ("benchmark", "case", "ours", "baseline", "ratio", "target", "met")
 DEFAULT_JSON = Path("benchmarks/latest.json")
 
