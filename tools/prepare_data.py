@@ -164,17 +164,16 @@ def build_components(cfg: Any, need_pose: bool, pose_none: bool = False) -> Any:
                 return instantiate(cfg.segmenter, box=box)
     return Components(pose=pose, segmenter=segmenter, grabcut_box=grabcut_box,
                       smooth=cfg.motion.smooth,
-                      settings=component_settings(cfg, not pose_none))
+                      settings=component_settings(cfg, pose_none))
 
 
-def component_settings(cfg: Any, pose_used: bool | None = None) -> dict[str, Any]:
+def component_settings(cfg: Any, pose_none: bool = False) -> dict[str, Any]:
     """The pose backend's, segmenter's and smoothing's settings as flat keys (recorded with the
-    dataset; a resumed run must have the same). ``pose_used=False`` (``pose=none``) records
-    ``pose`` as null."""
+    dataset; a resumed run must have the same); with ``pose_none`` the pose backend is null."""
     from dreamdance.inputs import plain
     from dreamdance.train.prepare_run import flat_settings
 
-    pose = plain(cfg.pose) if pose_used is not False else None
+    pose = None if pose_none else plain(cfg.pose)
     segmenter = plain(cfg.segmenter) if "segmenter" in cfg else None
     return {**flat_settings("pose", pose), **flat_settings("segmenter", segmenter),
             **flat_settings("motion.smooth", plain(cfg.motion.smooth))}
@@ -241,6 +240,10 @@ def run(argv: list[str]) -> list[str]:
 
     with logging_redirect_tqdm():
         summary = prepare(opt, comp, share, bar=bar)
+    if share.processes > 1:
+        from accelerate import PartialState
+
+        PartialState().destroy_process_group()
     return summary.lines()
 
 
