@@ -209,7 +209,8 @@ def _stop():
 # Shards and merging
 
 
-def test_shards_run_apart_then_merged_give_the_dataset_of_one_run(reference, tmp_path, capsys):
+def test_shards_run_apart_then_merged_give_the_dataset_of_one_run(reference, tmp_path, capsys,
+                                                                  monkeypatch):
     args, expected = reference
     out = tmp_path / "data"
     lines = run_tool(*args, f"out={out}", "shard=1/2")
@@ -239,6 +240,9 @@ def test_shards_run_apart_then_merged_give_the_dataset_of_one_run(reference, tmp
         assert e.value.code == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and named in err[0], err
+    monkeypatch.setenv("WORLD_SIZE", "2")  # under a launcher: one process merges, not each
+    with pytest.raises(prepare_data.InputError, match="merge=true: runs as one process"):
+        run_tool("merge=true", f"out={out}")
 
 
 def test_two_processes_share_the_work_and_process_0_merges(reference, tmp_path):

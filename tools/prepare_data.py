@@ -218,6 +218,9 @@ def run(argv: list[str]) -> list[str]:
     if any(a.partition("=")[0] == "merge" for a in argv):
         merging = parse_merge(argv)
         if merging is not None:
+            if launched_processes() > 1:
+                raise InputError("merge=true", "runs as one process: python -m "
+                                               "tools.prepare_data merge=true out=DATA")
             return merge_dataset(*merging).lines()
         argv = [a for a in argv if a.partition("=")[0] != "merge"]
     pose_none = any(a in ("pose=none", "pose=null") for a in argv)
