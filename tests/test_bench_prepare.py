@@ -31,12 +31,13 @@ def test_the_commands_are_timed_in_alternation_into_new_folders(tmp_path):
 
 def test_rows_are_rates_from_the_times():
     spec = {"videos": 12, "frames": 48, "size": 128}
-    rows = bench_prepare.rows(30.0, 20.0, spec, repeats=3)
+    rows = bench_prepare.rows(30.0, 20.0, spec, repeats=3, load=1.25)
     check_rows(rows, "prepare")
     one, two = rows
     assert (one["ours"], one["unit"], one["baseline"]) == (24.0, "videos/min", None)  # 12 in 30 s
     assert (two["ours"], two["baseline"], two["baseline_name"]) == (36.0, 24.0, "1 process")
     assert two["ratio"] == pytest.approx(1.5) and "12 videos of 48 frames 128x128" in two["case"]
+    assert "load average 1.2 before" in one["notes"]
 
 
 def test_same_dataset_compares_metadata_and_clip_bytes(tmp_path):

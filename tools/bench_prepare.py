@@ -3,17 +3,19 @@
     python -m tools.bench_prepare [--repeats 3] [--quick]
 
 The videos are the synthetic ones of :mod:`tools.synthetic_videos` (a figure with its pose
-file beside it, so no weights are needed): 12 videos of 48 frames at 128x128 (``--quick``: 4
-of 12 at 64x64), prepared with the tool's defaults (GrabCut masks, 2 clips a video) by
+file beside it, so no weights are needed): 16 videos of 96 frames at 128x128 (``--quick``: 4
+of 12 at 64x64), prepared with the tool's defaults (GrabCut masks; clips of 24 frames) by
 
 - one process: ``python -m tools.prepare_data videos=DIR out=NEW``;
 - two processes: ``accelerate launch --multi_gpu --num_processes 2 -m tools.prepare_data …
   device=cpu`` (gloo), each process doing every other video.
 
 Each measurement is the wall time of the whole command into a new ``out`` (start-up included:
-Python, the config, and for two processes torch and the process group), timed in alternation;
-the figures are medians. The two datasets are checked to be the same bytes. Ratio = the rate
-with two processes over the rate with one.
+Python, the config, and for two processes the launcher, torch and the process group, about 6 s
+of CPU time more than one process), timed in alternation; the figures are medians. The two
+datasets are checked to be the same bytes. Ratio = the rate with two processes over the rate
+with one. Other work on the machine takes cores from the two processes first: the notes give
+the load average before the run.
 """
 
 from __future__ import annotations
@@ -33,9 +35,9 @@ from tools.bench_common import make_row, median_times_paired, quick_repeats
 
 BENCH = "prepare"
 ROOT = Path(__file__).resolve().parents[1]
-FULL = {"videos": 12, "frames": 48, "size": 128}
+FULL = {"videos": 16, "frames": 96, "size": 128}
 QUICK = {"videos": 4, "frames": 12, "size": 64}
-CLIP = ("clip_frames=24", "min_frames=6")  # 2 clips of a 48-frame video, 1 of a 12-frame one
+CLIP = ("clip_frames=24", "min_frames=6")  # 4 clips of a 96-frame video, 1 of a 12-frame one
 
 
 def make_videos(folder: Path, videos: int, frames: int, size: int) -> Path:
@@ -101,12 +103,15 @@ def same_dataset(a: Path, b: Path) -> bool:
     return files(a) == files(b)
 
 
-def rows(one_s: float, two_s: float, spec: dict, repeats: int) -> list[dict]:
-    """The rows: videos per minute with 1 process, and with 2 against it."""
+def rows(one_s: float, two_s: float, spec: dict, repeats: int,
+         load: float | None = None) -> list[dict]:
+    """The rows: videos per minute with 1 process, and with 2 against it (``load``: the load
+    average before the run, for the notes)."""
     n = spec["videos"]
     case = f"{n} videos of {spec['frames']} frames {spec['size']}x{spec['size']}, GrabCut masks"
     per_min_1, per_min_2 = n * 60 / one_s, n * 60 / two_s
-    notes = f"wall time of the whole command, start-up included; {os.cpu_count()} cores"
+    before = "" if load is None else f", load average {load:.1f} before"
+    notes = f"wall time of the whole command, start-up included; {os.cpu_count()} cores{before}"
     return [make_row(BENCH, f"1 process ({case})", "throughput", "videos/min", per_min_1,
                      repeats=repeats, notes=notes),
             make_row(BENCH, f"2 processes, accelerate + gloo ({case})", "throughput",
@@ -119,6 +124,7 @@ def suite(repeats: int = 5, gpu: bool = False, quick: bool = False) -> list[dict
     pose files make the work the same on any device)."""
     n = quick_repeats(repeats, quick)
     spec = QUICK if quick else FULL
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     with tempfile.TemporaryDirectory(prefix="bench-prepare-") as tmp:
         work = Path(tmp)
         videos = make_videos(work / "videos", **spec)
@@ -126,7 +132,7 @@ def suite(repeats: int = 5, gpu: bool = False, quick: bool = False) -> list[dict
         if not same_dataset(outs[0], outs[1]):
             raise RuntimeError(f"1 and 2 processes wrote different datasets: {outs[0]}, "
                                f"{outs[1]}")
-    return rows(one, two, spec, n)
+    return rows(one, two, spec, n, load)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
