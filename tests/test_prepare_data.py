@@ -13,7 +13,7 @@ from dreamdance.media import read_video
 from dreamdance.motion.mask import pose_masks
 from dreamdance.motion.poses import read_poses
 from dreamdance.train import prepare as prep
-from dreamdance.train import prepare_run
+from dreamdance.train import prepare_run, prepare_units
 from dreamdance.train.layout import read_metadata
 from tools import prepare_data
 from tools.synthetic_videos import DISTRACTOR, SIZE, add_video, figure_frames, skeleton_poses
@@ -255,7 +255,7 @@ def test_force_never_clears_a_folder_that_is_not_a_dataset(tmp_path):
     (out / "clips" / "holiday.mp4").write_bytes(b"mine")
     for force in (True, False):
         with pytest.raises(prepare_data.InputError, match="holds no dataset"):
-            prepare_run.check_out(out, force=force)
+            prepare_units.check_out(out, force=force)
     assert (out / "clips" / "holiday.mp4").read_bytes() == b"mine"
     (out / "metadata.jsonl").write_text("")
-    assert prepare_run.check_out(out, force=True) == prepare_run.REBUILD  # a dataset
+    assert prepare_units.check_out(out, force=True) == prepare_units.REBUILD  # a dataset

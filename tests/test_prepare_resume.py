@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from dreamdance.train import prepare_run
+from dreamdance.train import prepare_run, prepare_units
 from dreamdance.train.layout import read_metadata
+from dreamdance.train.prepare import Source
 from tools import prepare_data
 from tools.synthetic_videos import add_video
 
@@ -88,7 +89,7 @@ def test_a_bad_shard_is_one_line_and_exit_2(tmp_path, capsys, text, problem):
 
 
 def test_shares_split_the_sorted_list_among_shards_and_processes():
-    sources = [prepare_run.Source(Path(f"{i:02d}.mp4"), "person") for i in range(11)]
+    sources = [Source(Path(f"{i:02d}.mp4"), "person") for i in range(11)]
     got = []
     for i in range(3):
         for p in range(2):
@@ -126,7 +127,7 @@ def test_a_run_stopped_halfway_resumes_to_the_same_dataset(reference, tmp_path, 
     with pytest.raises(KeyboardInterrupt):
         run_tool(*args, f"out={out}")
     assert calls == ["a", "b", "c"] and not (out / "metadata.jsonl").exists()
-    assert prepare_run.recorded(out) and sorted(prepare_run.recorded(out)) == ["a", "b"]
+    assert prepare_units.recorded(out) and sorted(prepare_units.recorded(out)) == ["a", "b"]
     monkeypatch.setattr(prepare_run, "prepare_video", real)
 
     lines = run_tool(*args, f"out={out}")
@@ -165,7 +166,7 @@ def test_records_of_a_video_no_longer_there_are_refused(tmp_path):
         run_tool(*args, f"out={out}")
     run_tool(*args, f"out={out}", "force=true")
     assert [r.name for r in read_metadata(out)] == ["a-000", "a-001"]
-    assert prepare_run.recorded(out) == ["a"] and not (out / "clips/b-000").exists()
+    assert prepare_units.recorded(out) == ["a"] and not (out / "clips/b-000").exists()
 
 
 def test_one_bar_over_all_videos_counts_clips_and_skips(reference, tmp_path, monkeypatch):
@@ -327,7 +328,7 @@ def test_a_killed_process_resumes_to_the_same_dataset(tmp_path):
     out = tmp_path / "data"
     proc = cli(*args, f"out={out}")
     deadline = time.monotonic() + 300
-    while not prepare_run.recorded(out) and proc.poll() is None and time.monotonic() < deadline:
+    while not prepare_units.recorded(out) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)
     assert proc.wait(timeout=60) == -signal.SIGKILL

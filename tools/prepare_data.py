@@ -171,7 +171,7 @@ def component_settings(cfg: Any, pose_none: bool = False) -> dict[str, Any]:
     """The pose backend's, segmenter's and smoothing's settings as flat keys (recorded with the
     dataset; a resumed run must have the same); with ``pose_none`` the pose backend is null."""
     from dreamdance.inputs import plain
-    from dreamdance.train.prepare_run import flat_settings
+    from dreamdance.train.prepare_units import flat_settings
 
     pose = None if pose_none else plain(cfg.pose)
     segmenter = plain(cfg.segmenter) if "segmenter" in cfg else None
@@ -213,7 +213,8 @@ def run(argv: list[str]) -> list[str]:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from dreamdance.train.prepare import check_options, pose_file
-    from dreamdance.train.prepare_run import check_out, list_sources, merge_dataset, prepare
+    from dreamdance.train.prepare_run import list_sources, merge_dataset, prepare
+    from dreamdance.train.prepare_units import check_out
 
     if any(a.partition("=")[0] == "merge" for a in argv):
         merging = parse_merge(argv)

@@ -10,7 +10,7 @@ A dataset folder ``DATA/`` looks like::
     DATA/clips/NAME/style.png      optional: a stylised copy of frame ``style_frame`` of the clip
                                    (tools.stylize_references), used as a reference character
     DATA/prepare.json, DATA/units/ written by tools.prepare_data to resume and to merge shares
-                                   (dreamdance.train.prepare_run); not read by training
+                                   (dreamdance.train.prepare_units); not read by training
 
 A metadata line::
 

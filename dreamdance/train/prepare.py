@@ -297,7 +297,7 @@ class Components:
             extracted poses.
         settings: the settings of all three as flat keys (``segmenter.iterations``…), recorded
             with the dataset: a resumed run must have the same
-            (:func:`dreamdance.train.prepare_run.flat_settings`).
+            (:func:`dreamdance.train.prepare_units.flat_settings`).
     """
 
     pose: Callable | None = None
