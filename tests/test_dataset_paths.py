@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from dreamdance.errors import InputError
 from dreamdance.train.layout import ClipRecord, dataset_path, read_metadata
-from dreamdance.train.prepare import check_names, clear_dataset
+from dreamdance.train.prepare import check_names
+from dreamdance.train.prepare_units import clear_dataset
 from dreamdance.train.stylize import stylize_dataset
 
 VALID = {"name": "a", "video": "clips/a/video.mp4", "poses": "clips/a/poses.json",

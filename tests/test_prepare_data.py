@@ -9,63 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dreamdance.media import read_video, write_video
+from dreamdance.media import read_video
 from dreamdance.motion.mask import pose_masks
-from dreamdance.motion.poses import PoseSequence, read_poses, write_poses
-from dreamdance.motion.skeleton import Angles, whole_body
+from dreamdance.motion.poses import read_poses
 from dreamdance.train import prepare as prep
+from dreamdance.train import prepare_run, prepare_units
 from dreamdance.train.layout import read_metadata
 from tools import prepare_data
+from tools.synthetic_videos import DISTRACTOR, SIZE, add_video, figure_frames, skeleton_poses
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-SIZE = 64
-
-
-def skeleton_poses(n: int, width: int = SIZE, height: int = SIZE, fps: float = 8.0,
-                   confidence: float = 1.0) -> PoseSequence:
-    """A standing figure in the left half, swaying sideways, one person.  [n, 1, K, 3]"""
-    parts = defaultdict(list)
-    for t in range(n):
-        neck = np.array([0.3 * width + 3 * np.sin(t / 3), 0.25 * height])
-        for part, a in whole_body(neck, 0.7 * height, Angles()).items():
-            a = a.copy()
-            a[:, 2] *= confidence
-            if confidence == 0:
-                a[:] = 0
-            parts[part].append(a[None])
-    return PoseSequence(**{k: np.stack(v).astype(np.float32) for k, v in parts.items()},
-                        width=width, height=height, fps=fps)
-
-
-DISTRACTOR = (slice(20, 40), slice(46, 58))  # a red block with no pose: not the character
-
-
-def figure_frames(poses: PoseSequence, seed: int = 0) -> np.ndarray:
-    """A red figure (the poses' hull) and a red block (``DISTRACTOR``) on a noisy green
-    background.  [T, H, W, 3] uint8"""
-    rng = np.random.default_rng(seed)
-    inside = pose_masks(poses, dilate=0.02)  # [T, H, W]
-    t, h, w = inside.shape
-    frames = np.empty((t, h, w, 3), np.uint8)
-    frames[:] = (30, 140, 40)
-    frames = np.clip(frames + rng.integers(-12, 12, frames.shape), 0, 255).astype(np.uint8)
-    frames[inside] = (220, 40, 50)
-    frames[(slice(None), *DISTRACTOR)] = (220, 40, 50)
-    return frames
-
-
-def add_video(folder: Path, name: str, n: int, poses: str | None = "good") -> None:
-    """``folder/NAME.mp4`` of ``n`` frames and, per ``poses``, a pose file beside it:
-    "good", "empty" (no confident keypoint), "short" (one frame too few) or None."""
-    folder.mkdir(parents=True, exist_ok=True)
-    seq = skeleton_poses(n)
-    write_video(folder / f"{name}.mp4", figure_frames(seq), fps=8)
-    if poses == "empty":
-        write_poses(folder / f"{name}.poses.json", skeleton_poses(n, confidence=0.0))
-    elif poses == "short":
-        write_poses(folder / f"{name}.poses.json", skeleton_poses(n - 1))
-    elif poses == "good":
-        write_poses(folder / f"{name}.poses.json", seq)
 
 
 def run_tool(*args) -> list[str]:
@@ -104,11 +57,11 @@ def test_fit_frames_even_sides_and_scale():
 
 def test_val_sources_seeded_and_independent_of_order():
     names = [f"v{i}.mp4" for i in range(20)]
-    a = prep.val_sources(names, 0.25, seed=3)
+    a = prepare_run.val_sources(names, 0.25, seed=3)
     assert len(a) == 5 and a <= set(names)
-    assert prep.val_sources(names[::-1], 0.25, seed=3) == a
-    assert len(prep.val_sources(names[:3], 0.05, seed=0)) == 1  # at least one
-    assert prep.val_sources(names, 0.0, seed=0) == set()
+    assert prepare_run.val_sources(names[::-1], 0.25, seed=3) == a
+    assert len(prepare_run.val_sources(names[:3], 0.05, seed=0)) == 1  # at least one
+    assert prepare_run.val_sources(names, 0.0, seed=0) == set()
 
 
 # --------------------------------------------------------------------------------------------
@@ -144,7 +97,8 @@ def test_clips_layout_and_every_skip_reason(tmp_path):
     assert sorted(p.name for p in (out / "clips").iterdir()) == ["a-000", "a-001", "b-000",
                                                                  "b-001"]
     summary = "\n".join(lines)
-    assert lines[0].startswith("4 clips written")
+    assert lines[0] == "4 clips in metadata.jsonl (4 person/train) from 7 source videos"
+    assert lines[-1] == "this run: 7 videos prepared, 0 already done, 4 clips written, 5 skipped"
     for reason in (prep.UNREADABLE, prep.TOO_SHORT, prep.POSE_FILE, prep.NO_POSE_SOURCE,
                    prep.FEW_POSES):
         assert f"1 x {reason}" in summary, summary
@@ -178,7 +132,7 @@ def test_val_split_holds_whole_sources_and_scenes_are_scene_clips(tmp_path):
         splits[r.source].add(r.split)
     assert all(len(s) == 1 for s in splits.values()), splits
     val = {src for src, s in splits.items() if s == {"val"}}
-    assert val == prep.val_sources(list(splits), 0.4, seed=1) and 1 <= len(val) < 7
+    assert val == prepare_run.val_sources(list(splits), 0.4, seed=1) and 1 <= len(val) < 7
     scene = [r for r in records if r.source == "room.mp4"]
     assert [(r.kind, r.poses, r.mask, r.frames) for r in scene] == [("scene", None, None, 6)] * 2
     assert not (out / "clips/room-000/poses.json").exists()
@@ -200,18 +154,39 @@ def test_grabcut_masks_cover_the_figure(tmp_path):
         assert inter / union > 0.7, (t, inter, union)
 
 
-def test_rerun_refused_then_force_rebuilds(tmp_path):
+def test_rerun_resumes_other_settings_refused_then_force_rebuilds(tmp_path):
     videos, out = tmp_path / "videos", tmp_path / "data"
     add_video(videos, "a", 8)
     args = [f"videos={videos}", f"out={out}", "segmenter=none"]
     run_tool(*args, "clip_frames=8", "min_frames=8")
     assert sorted(clip_counts(out)) == ["a-000"]
+    before = (out / "metadata.jsonl").read_bytes()
+    lines = run_tool(*args, "clip_frames=8", "min_frames=8")  # everything recorded: nothing to do
+    assert lines[-1] == "this run: 0 videos prepared, 1 already done, 0 clips written, 0 skipped"
+    assert (out / "metadata.jsonl").read_bytes() == before
+    with pytest.raises(prepare_data.InputError, match=r"^clip_frames=4: differs .* "
+                                                       r"clip_frames=8; .*force=true"):
+        run_tool(*args, "clip_frames=4", "min_frames=4")
+    with pytest.raises(prepare_data.InputError, match=r"^segmenter=.*GrabCut.*segmenter=null"):
+        run_tool(f"videos={videos}", f"out={out}", "clip_frames=8", "min_frames=8")
     (out / "clips/old-000").mkdir()
-    with pytest.raises(prepare_data.InputError, match="force=true"):
-        run_tool(*args, "clip_frames=8", "min_frames=8")
     run_tool(*args, "force=true", "clip_frames=4", "min_frames=4")
     assert sorted(clip_counts(out)) == ["a-000", "a-001"]
     assert sorted(p.name for p in (out / "clips").iterdir()) == ["a-000", "a-001"]
+
+
+def test_a_dataset_without_its_record_is_rebuilt_only_with_force(tmp_path):
+    """A dataset made by hand or by an earlier version (metadata.jsonl, no prepare.json) cannot
+    be resumed: refused, and rebuilt with force=true."""
+    videos, out = tmp_path / "videos", tmp_path / "data"
+    add_video(videos, "a", 8)
+    (out / "clips/old-000").mkdir(parents=True)
+    (out / "metadata.jsonl").write_text("")
+    args = [f"videos={videos}", f"out={out}", "segmenter=none", "clip_frames=8", "min_frames=8"]
+    with pytest.raises(prepare_data.InputError, match="cannot resume .*force=true"):
+        run_tool(*args)
+    run_tool(*args, "force=true")
+    assert sorted(p.name for p in (out / "clips").iterdir()) == ["a-000"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -278,8 +253,9 @@ def test_force_never_clears_a_folder_that_is_not_a_dataset(tmp_path):
     out = tmp_path / "home"
     (out / "clips").mkdir(parents=True)
     (out / "clips" / "holiday.mp4").write_bytes(b"mine")
-    with pytest.raises(prepare_data.InputError, match="holds no dataset"):
-        prep.check_out(out, force=True)
+    for force in (True, False):
+        with pytest.raises(prepare_data.InputError, match="holds no dataset"):
+            prepare_units.check_out(out, force=force)
     assert (out / "clips" / "holiday.mp4").read_bytes() == b"mine"
     (out / "metadata.jsonl").write_text("")
-    prep.check_out(out, force=True)  # a dataset: force may rebuild it
+    assert prepare_units.check_out(out, force=True) == prepare_units.REBUILD  # a dataset

@@ -26,7 +26,7 @@ from tools.bench_common import bench_options, machine
 from tools.cli import tool_main
 
 SUITES = ("rasterizer", "scene", "animate", "puppet", "removal", "camtrack", "wan_animate",
-          "train")
+          "train", "prepare")
 COLUMNS = ("benchmark", "case", "ours", "baseline", "ratio", "target", "met")
 DEFAULT_JSON = Path("benchmarks/latest.json")
 

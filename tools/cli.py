@@ -94,11 +94,11 @@ def parse_options(options: type[T], argv: Sequence[str], tool: str = "tools",
                 and f.default_factory is dataclasses.MISSING]
     given, overrides = key_values(argv, [f.name for f in fields], passthrough, tool, required)
     hints = typing.get_type_hints(options)
-    values = {key: _typed(key, text, hints[key]) for key, text in given.items()}
+    values = {key: typed_value(key, text, hints[key]) for key, text in given.items()}
     return options(**values), overrides
 
 
-def _typed(key: str, text: str, kind: Any) -> Any:
+def typed_value(key: str, text: str, kind: Any) -> Any:
     """One value of :func:`parse_options`; an :class:`InputError` naming ``key=text``."""
     if typing.get_origin(kind) in (typing.Union, types.UnionType):  # X | None
         if text in NULLS:

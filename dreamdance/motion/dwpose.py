@@ -139,6 +139,14 @@ def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float = NMS_THRESHOLD)
 
 # --- the estimator --------------------------------------------------------------------------
 
+def _cuda_index() -> int:
+    """The CUDA device of this process: torch's current one where torch has chosen one (each
+    process of ``accelerate launch`` is given its own), else 0."""
+    import torch
+
+    return torch.cuda.current_device() if torch.cuda.is_initialized() else 0
+
+
 class DWPoseExtractor:
     """DWPose on frames: people detected by YOLOX, their whole-body keypoints by RTMPose.
 
@@ -163,13 +171,13 @@ class DWPoseExtractor:
         self._det = self._pose = None
 
     # sessions ----------------------------------------------------------------------------
-    def _providers(self) -> list[str]:
+    def _providers(self) -> list[str | tuple[str, dict]]:
         import onnxruntime as ort
 
         if self.device != "cuda":
             return ["CPUExecutionProvider"]
         if "CUDAExecutionProvider" in ort.get_available_providers():
-            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+            return [("CUDAExecutionProvider", {"device_id": _cuda_index()}), "CPUExecutionProvider"]
         if self.device_name == "cuda":
             raise InputError("device=cuda", "onnxruntime has no CUDAExecutionProvider here "
                              "(install onnxruntime-gpu, or use device=cpu)")

@@ -9,6 +9,8 @@ A dataset folder ``DATA/`` looks like::
     DATA/clips/NAME/mask.mp4       optional: the character mask per frame (white = character)
     DATA/clips/NAME/style.png      optional: a stylised copy of frame ``style_frame`` of the clip
                                    (tools.stylize_references), used as a reference character
+    DATA/prepare.json, DATA/units/ written by tools.prepare_data to resume and to merge shares
+                                   (dreamdance.train.prepare_units); not read by training
 
 A metadata line::
 

@@ -12,9 +12,11 @@ frames (a tail shorter than ``min_frames`` is dropped), and per clip:
   driver's pose box grown by ``SEED_MARGIN``; a frame the segmenter cannot segment (no pose box,
   or a mask found empty) gets the pose mask (:func:`dreamdance.motion.mask.pose_masks`).
 
-Scene videos (no person) become ``kind="scene"`` clips with no poses and no mask. Whole source
-videos go to the ``val`` split, so no source is in both splits. Unreadable or too short videos
-and refused clips are counted per reason, never fatal: the summary reports them.
+Scene videos (no person) become ``kind="scene"`` clips with no poses and no mask. Unreadable
+or too short videos and refused clips are counted per reason, never fatal: the summary reports
+them. One source video is one unit of work (:func:`prepare_video`); the run over all of them
+(records of finished units, resuming, shares for several processes, the ``train``/``val``
+split and ``metadata.jsonl``) is :mod:`dreamdance.train.prepare_run`.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from dreamdance.motion.mask import mask_video, pose_masks
 from dreamdance.motion.poses import PARTS, PoseSequence, read_poses, write_poses
 from dreamdance.motion.smooth import fill_gaps, one_euro, sanitize
 from dreamdance.scene.segment import seed_box
-from dreamdance.train.layout import METADATA, ClipRecord, check_clip_name, write_metadata
+from dreamdance.train.layout import ClipRecord, check_clip_name
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +73,8 @@ class PrepareOptions:
         scenes: folder of videos with no person (``kind="scene"`` clips), or None.
         val: fraction of source videos in the ``val`` split, in [0, 1).
         seed: seed of the split.
-        force: rebuild over an existing dataset in ``out``.
+        force: rebuild over an existing dataset in ``out`` (without it, a dataset this
+            tool started there is resumed).
         min_pose_frames: fraction of a clip's frames whose driver needs a confident body
             keypoint, in [0, 1].
         crf: H.264 quality of the written videos, 0..51.
@@ -91,19 +94,31 @@ class PrepareOptions:
     crf: int = 18
 
 
+@dataclass(frozen=True)
+class Source:
+    """One source video, the unit of work: ``kind`` is ``"person"`` (from ``videos=``) or
+    ``"scene"`` (from ``scenes=``); its clips are named after ``name``, the file's stem."""
+
+    path: Path
+    kind: str
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    @property
+    def key(self) -> str:
+        """The input as the user knows it, for messages: ``videos=PATH`` or ``scenes=PATH``."""
+        return f"{'videos' if self.kind == 'person' else 'scenes'}={self.path}"
+
+
 @dataclass
-class Summary:
-    """What a run wrote and skipped: clips per kind and split, skips per reason."""
+class Unit:
+    """What one source video gave: its clips (their ``split`` is decided later, from the full
+    list of sources) and its skips per reason (videos or clips)."""
 
-    clips: Counter = field(default_factory=Counter)  # (kind, split) -> clips written
-    skipped: Counter = field(default_factory=Counter)  # reason -> videos or clips skipped
-
-    def lines(self) -> list[str]:
-        total = sum(self.clips.values())
-        parts = ", ".join(f"{n} {kind}/{split}" for (kind, split), n in sorted(self.clips.items()))
-        out = [f"{total} clips written" + (f" ({parts})" if parts else "")]
-        out += [f"skipped: {n} x {reason}" for reason, n in sorted(self.skipped.items())]
-        return out
+    clips: list[ClipRecord] = field(default_factory=list)
+    skipped: Counter = field(default_factory=Counter)
 
 
 # --------------------------------------------------------------------------------------------
@@ -156,32 +171,6 @@ def check_names(sources: Iterable[Path]) -> None:
             raise InputError(str(path), f"has the same name stem as {seen[path.stem]} (clip "
                                         "names come from the stem); rename one of them")
         seen[path.stem] = path
-
-
-def check_out(out: Path, force: bool) -> None:
-    """``out`` may be new or empty; a dataset there is refused unless ``force``, and anything
-    else there always (``force`` deletes ``clips/``: never in a folder that is not a dataset)."""
-    if out.exists() and not out.is_dir():
-        raise InputError(f"out={out}", "exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise InputError(f"out={out}", "is not empty; give force=true to rebuild the dataset "
-                                       f"there (its {CLIPS}/ and {METADATA} are replaced)")
-    if out.is_dir() and any(out.iterdir()) and not (out / METADATA).is_file():
-        raise InputError(f"out={out}", f"is not empty and holds no dataset (no {METADATA}): "
-                                       "force=true rebuilds only a dataset this tool made; "
-                                       "choose a new or empty folder")
-
-
-def val_sources(names: list[str], val: float, seed: int) -> set[str]:
-    """The source names of the ``val`` split: ``round(val * n)`` of them, at least one when
-    ``val > 0`` and there are two sources or more, drawn with ``seed`` (independent of the
-    order ``names`` come in)."""
-    names = sorted(set(names))
-    n_val = 0 if val <= 0 else round(val * len(names))
-    if val > 0 and len(names) >= 2:
-        n_val = max(n_val, 1)
-    order = np.random.default_rng(seed).permutation(len(names))
-    return {names[i] for i in order[:n_val]}
 
 
 # --------------------------------------------------------------------------------------------
@@ -307,55 +296,16 @@ class Components:
         grabcut_box: ``grabcut_box(box) -> segmenter`` when the segmenter is GrabCut.
         smooth: the ``motion.smooth`` settings (enabled, max_gap, min_cutoff, beta) applied to
             extracted poses.
+        settings: the settings of all three as flat keys (``segmenter.iterations``…), recorded
+            with the dataset: a resumed run must have the same
+            (:func:`dreamdance.train.prepare_units.flat_settings`).
     """
 
     pose: PoseBackend | None = None
     segmenter: Callable | None = None
     grabcut_box: Callable | None = None
     smooth: Any = None
-
-
-def prepare(opt: PrepareOptions, comp: Components,
-            progress: Callable[[Iterable], Iterable] = lambda x: x) -> Summary:
-    """Write the dataset at ``opt.out`` (see the module); returns what was written and skipped.
-
-    Checks everything about the inputs that can be checked without decoding (folders, names,
-    ``out``) before anything is written; a bad one is an :class:`InputError`.
-    """
-    check_options(opt)
-    videos = list_videos(opt.videos, "videos")
-    scenes = list_videos(opt.scenes, "scenes") if opt.scenes is not None else []
-    check_names(videos + scenes)
-    check_out(opt.out, opt.force)
-    if comp.pose is None:
-        missing = [v.name for v in videos if not pose_file(v).is_file()]
-        if missing and len(missing) == len(videos):
-            log.warning("pose=none and no video has a %s file: no person clip will be written",
-                        POSE_SUFFIX)
-    val = val_sources([p.name for p in videos + scenes], opt.val, opt.seed)
-
-    clear_dataset(opt.out)
-    opt.out.mkdir(parents=True, exist_ok=True)
-    summary, records = Summary(), []
-    jobs = [(v, "person") for v in videos] + [(s, "scene") for s in scenes]
-    for path, kind in progress(jobs):
-        split = "val" if path.name in val else "train"
-        new = _prepare_video(path, kind, split, opt, comp, summary)
-        if new:
-            records += new
-            write_metadata(opt.out, records)  # after each video: a crash leaves a usable set
-    write_metadata(opt.out, records)
-    return summary
-
-
-def clear_dataset(out: Path) -> None:
-    """Remove ``out``'s ``clips/`` and ``metadata.jsonl``; a symlink among them is removed as a
-    link (what it points to is left alone)."""
-    for stale in (out / CLIPS, out / METADATA):
-        if stale.is_dir() and not stale.is_symlink():
-            shutil.rmtree(stale)
-        elif stale.is_symlink() or stale.exists():
-            stale.unlink()
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 def pose_file(video: Path) -> Path:
@@ -363,10 +313,14 @@ def pose_file(video: Path) -> Path:
     return video.with_name(video.stem + POSE_SUFFIX)
 
 
-def _prepare_video(path: Path, kind: str, split: str, opt: PrepareOptions, comp: Components,
-                   summary: Summary) -> list[ClipRecord]:
-    """The clips of one source video (written), or none (the reason counted in ``summary``)."""
-    name = f"{'videos' if kind == 'person' else 'scenes'}={path}"
+def prepare_video(src: Source, opt: PrepareOptions, comp: Components) -> Unit:
+    """Write the clips of one source video to ``opt.out/clips/``; returns them and the skips.
+
+    Folders ``clips/NAME-k`` left by an earlier attempt at this video (a run stopped halfway)
+    are removed before its clips are written, so that only what this attempt writes is there.
+    """
+    path, kind, name = src.path, src.kind, src.key
+    unit = Unit()
     source = {}
 
     def fit(frame: np.ndarray) -> np.ndarray:  # each frame shrunk as soon as it is decoded
@@ -377,14 +331,14 @@ def _prepare_video(path: Path, kind: str, split: str, opt: PrepareOptions, comp:
         video, index, n_src = read_video_sampled(path, opt.fps, name=name, transform=fit)
     except InputError as e:
         log.warning("skipped: %s", e)
-        summary.skipped[UNREADABLE] += 1
-        return []
+        unit.skipped[UNREADABLE] += 1
+        return unit
     fps = video.fps
     if len(index) < opt.min_frames:
         log.warning("skipped: %s: %d frames at %g fps, fewer than min_frames=%d", name,
                     len(index), fps, opt.min_frames)
-        summary.skipped[TOO_SHORT] += 1
-        return []
+        unit.skipped[TOO_SHORT] += 1
+        return unit
     src_h, src_w = source["size"]
     sw, sh = scaled_size(src_w, src_h, opt.max_side)
     frames = video.frames  # [T, H', W', 3]
@@ -397,18 +351,19 @@ def _prepare_video(path: Path, kind: str, split: str, opt: PrepareOptions, comp:
                 poses = _side_poses(side, n_src, (src_w, src_h))
             except InputError as e:
                 log.warning("skipped: %s", e)
-                summary.skipped[POSE_FILE] += 1
-                return []
+                unit.skipped[POSE_FILE] += 1
+                return unit
             poses = scale_poses(slice_poses(poses, index), sw / src_w, sh / src_h,
                                 frames.shape[2], frames.shape[1], fps)
         elif comp.pose is None:
             log.warning("skipped: %s: no %s beside it and pose=none", name, side.name)
-            summary.skipped[NO_POSE_SOURCE] += 1
-            return []
+            unit.skipped[NO_POSE_SOURCE] += 1
+            return unit
 
-    records = []
-    for k, (a, b) in enumerate(clip_spans(len(frames), opt.clip_frames, opt.min_frames)):
-        clip = f"{path.stem}-{k:03d}"
+    spans = clip_spans(len(frames), opt.clip_frames, opt.min_frames)
+    clear_clips(opt.out, [clip_name(src.name, k) for k in range(len(spans))])
+    for k, (a, b) in enumerate(spans):
+        clip = clip_name(src.name, k)
         clip_poses = None
         if kind == "person":
             clip_poses = (slice_poses(poses, np.arange(a, b)) if poses is not None
@@ -418,12 +373,27 @@ def _prepare_video(path: Path, kind: str, split: str, opt: PrepareOptions, comp:
                 log.warning("skipped clip %s of %s: a confident body in %d of %d frames "
                             "(min_pose_frames=%g)", clip, name, posed.sum(), b - a,
                             opt.min_pose_frames)
-                summary.skipped[FEW_POSES] += 1
+                unit.skipped[FEW_POSES] += 1
                 continue
-        records.append(_write_clip(opt, comp, clip, frames[a:b], fps, clip_poses, kind, split,
-                                   path.name))
-        summary.clips[(kind, split)] += 1
-    return records
+        unit.clips.append(_write_clip(opt, comp, clip, frames[a:b], fps, clip_poses, kind,
+                                      path.name))
+    return unit
+
+
+def clip_name(stem: str, k: int) -> str:
+    """The name of clip ``k`` of the source video named ``stem``: ``STEM-000``, ``STEM-001``…
+    (the stem is all before the last ``-``, so no two sources share a clip name)."""
+    return f"{stem}-{k:03d}"
+
+
+def clear_clips(out: Path, names: Iterable[str]) -> None:
+    """Remove the clip folders ``out/clips/NAME`` that exist (a symlink as a link)."""
+    for name in names:
+        folder = out / CLIPS / name
+        if folder.is_symlink() or folder.is_file():
+            folder.unlink()
+        elif folder.is_dir():
+            shutil.rmtree(folder)
 
 
 def _side_poses(side: Path, n_frames: int, src_size: tuple[int, int]) -> PoseSequence:
@@ -453,9 +423,9 @@ def _extract(frames: np.ndarray, fps: float, comp: Components, name: str) -> Pos
 
 
 def _write_clip(opt: PrepareOptions, comp: Components, clip: str, frames: np.ndarray,
-                fps: float, poses: PoseSequence | None, kind: str, split: str,
-                source: str) -> ClipRecord:
-    """Write ``clips/CLIP/{video.mp4, poses.json, mask.mp4}``; returns its record."""
+                fps: float, poses: PoseSequence | None, kind: str, source: str) -> ClipRecord:
+    """Write ``clips/CLIP/{video.mp4, poses.json, mask.mp4}``; returns its record (split
+    ``train`` until the run decides it)."""
     folder = f"{CLIPS}/{clip}"
     root = opt.out
     write_video(root / folder / "video.mp4", frames, fps=fps, crf=opt.crf)
@@ -470,5 +440,5 @@ def _write_clip(opt: PrepareOptions, comp: Components, clip: str, frames: np.nda
             write_video(root / mask_rel, mask_video(masks), fps=fps, crf=opt.crf)
     t, h, w, _ = frames.shape
     return ClipRecord(name=clip, video=f"{folder}/video.mp4", poses=pose_rel, mask=mask_rel,
-                      frames=t, fps=fps, width=w, height=h, kind=kind, split=split,
+                      frames=t, fps=fps, width=w, height=h, kind=kind, split="train",
                       source=source)
