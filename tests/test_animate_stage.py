@@ -106,6 +106,7 @@ class Negative:
 '''
 
 
+@pytest.mark.slow
 def test_a_new_backend_is_one_file_and_one_yaml(tmp_path):
     """A backend defined outside the package runs through stage=animate unchanged."""
     code, conf = tmp_path / "code", tmp_path / "conf" / "model"

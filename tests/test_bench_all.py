@@ -70,6 +70,7 @@ def test_peak_memory_and_machine():
     assert info["memory_gb"] is None or info["memory_gb"] > 0
 
 
+@pytest.mark.slow
 def test_rasterizer_and_animate_suites_quick():
     from tools import bench_animate, bench_rasterizer
 
@@ -83,6 +84,7 @@ def test_rasterizer_and_animate_suites_quick():
     assert len(animate) == len(cpu) + 4  # time and memory, resident and with CPU offload
 
 
+@pytest.mark.slow
 def test_removal_suite_quick():
     from tools import bench_removal
 

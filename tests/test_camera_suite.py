@@ -136,6 +136,7 @@ def test_camtrack_config_files_build_each_backend():
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_opencv_follows_a_sideways_move_behind_a_dancer():
     """The case that lost the far background (a cheirality check limited to 50 baselines) and
     froze: now within the suite's bounds."""

@@ -70,6 +70,7 @@ def test_lpips_errors_name_the_file_and_the_key(tmp_path):
         load_lpips(lins)
 
 
+@pytest.mark.slow
 def test_inception_random_weights_roundtrip_and_fid_of_itself(tmp_path):
     torch.manual_seed(0)
     model = FIDInceptionV3()
@@ -86,6 +87,7 @@ def test_inception_random_weights_roundtrip_and_fid_of_itself(tmp_path):
         load_inception(tmp_path / "bad.pth")
 
 
+@pytest.mark.slow
 def test_i3d_random_weights_roundtrip(tmp_path):
     torch.manual_seed(0)
     model = InceptionI3d()

@@ -38,6 +38,7 @@ def videos(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_tool_writes_the_table_and_json_consistent_with_direct_calls(videos, tmp_path, capsys):
     out = tmp_path / "m.json"
     tool.main([f"pred={videos / 'pred'}", f"ref={videos / 'ref'}", f"mask={videos / 'mask'}",

@@ -7,9 +7,12 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_wheel_installs_and_runs_outside_the_source_tree(tmp_path):
     src = tmp_path / "src"  # a copy, so no stale build/ folder leaks into the wheel
     shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(

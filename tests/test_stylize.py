@@ -130,6 +130,7 @@ def _bad(capsys, argv, progress=False):
     return err.splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_end_to_end_resume_and_force(tmp_path, weights, capsys):
     data = _dataset(tmp_path / "data")
     before = (data / "metadata.jsonl").read_text()
