@@ -7,6 +7,7 @@ repeating them.
 
 from __future__ import annotations
 
+import copy
 from functools import cache
 from importlib.resources import files
 from typing import Any, ClassVar
@@ -28,6 +29,12 @@ def conf_values(file: str, key: str | None = None) -> dict[str, Any]:
         key: a dotted node: in a group option's mapping, or in the run config a stage file
             writes to (``"train.data"``); None: the whole mapping.
     """
+    return copy.deepcopy(_values(file, key))
+
+
+@cache
+def _values(file: str, key: str | None) -> dict[str, Any]:
+    """:func:`conf_values`, read and resolved once per ``(file, key)``."""
     root = _mapping("config")
     node = _mapping(file)
     if file == "config" or _text(file).startswith(GLOBAL):

@@ -69,7 +69,7 @@ def pose_masks(poses: PoseSequence, dilate: float | None = None,
     """
     given = {"dilate": dilate, "face_margin": face_margin, "hand_margin": hand_margin,
              "shape": shape}
-    settings = {**conf_values("config", "mask"),
+    settings = {**(conf_values("config", "mask") if None in given.values() else {}),
                 **{k: v for k, v in given.items() if v is not None}}
     dilate, face_margin, hand_margin, shape = (settings[k] for k in given)
     for key, value in (("dilate", dilate), ("face_margin", face_margin),

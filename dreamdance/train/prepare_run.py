@@ -234,8 +234,9 @@ class Progress:
                 rec = read_json(record_path(self.out, name))
                 self.clips += len(rec["clips"])
                 self.skipped += sum(rec["skipped"].values())
-            except (OSError, ValueError, TypeError, KeyError, AttributeError):
-                pass  # counted as done; the merge checks every record
+            except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+                log.warning("%s: unreadable (%s); counted as done, the merge checks it",
+                            record_path(self.out, name), e)
         self.pending.difference_update(new)
         return len(new)
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from dreamdance.errors import InputError, show
 from dreamdance.io import TMP_MARK, read_json, write_json
-from dreamdance.train.layout import METADATA, check_clip_name, parse_record
+from dreamdance.train.layout import METADATA, parse_record
 from dreamdance.train.prepare import CLIPS, PrepareOptions, Source, Unit, clear_clips, pose_file
 
 log = logging.getLogger(__name__)
@@ -218,23 +218,15 @@ def drop_stale(out: Path, sources: list[Source]) -> int:
 
 
 def _listed_clips(path: Path, stem: str) -> list[str]:
-    """The clip names a record lists that are clips of ``stem`` (``STEM-k``); none when the
-    record cannot be read."""
+    """The clip names a record lists that are clips of ``stem`` (``STEM-k``: one folder name,
+    as ``stem`` is one); none when the record cannot be read."""
     try:
         rows = read_json(path)["clips"]
         names = [row["name"] for row in rows]
     except (OSError, ValueError, TypeError, KeyError):
         return []
-    out = []
-    for name in names:
-        try:
-            check_clip_name(name, str(path))
-        except InputError:
-            continue
-        head, _, k = name.rpartition("-")
-        if head == stem and k.isdigit():
-            out.append(name)
-    return out
+    return [name for name in names if isinstance(name, str)
+            and name.rpartition("-")[0] == stem and name.rpartition("-")[2].isdigit()]
 
 
 def clear_dataset(out: Path) -> None:
